@@ -1,0 +1,1 @@
+"""Data layer: sources (archive, importers, simulator) -> validated frames -> Parquet lake."""
