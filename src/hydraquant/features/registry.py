@@ -84,6 +84,14 @@ class FeatureSpec:
     description: str = ""
     scope: Literal["symbol", "panel"] = "symbol"
     depends_on: tuple[str, ...] = ()  # panel features: per-symbol features they rank
+    # time-window features: warm-up as a duration ("5m"), converted per bar interval
+    warmup_time: str = ""
+
+    def warmup_bars(self, interval: str) -> int:
+        """Warm-up rows on bars of ``interval``: ``warmup`` plus ``warmup_time`` in bars."""
+        if not self.warmup_time:
+            return self.warmup
+        return self.warmup + -(-interval_us(self.warmup_time) // interval_us(interval))
 
 
 _REGISTRY: dict[str, FeatureSpec] = {}
@@ -100,6 +108,7 @@ def feature(
     description: str = "",
     scope: Literal["symbol", "panel"] = "symbol",
     depends_on: Iterable[str] = (),
+    warmup_time: str = "",
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register a feature function under ``name``.
 
@@ -111,6 +120,8 @@ def feature(
     unknown = [i for i in inputs if i not in INPUTS]
     if unknown:
         raise FeatureError(f"feature {name!r}: unknown inputs {unknown}", hint=f"use {INPUTS}")
+    if warmup_time:
+        interval_us(warmup_time)  # fail at registration, not at build time
 
     def register(func: Callable[..., Any]) -> Callable[..., Any]:
         if name in _REGISTRY and _REGISTRY[name].func is not func:
@@ -125,6 +136,7 @@ def feature(
             description=description or (func.__doc__ or "").strip().split("\n")[0],
             scope=scope,
             depends_on=tuple(depends_on),
+            warmup_time=warmup_time,
         )
         return func
 

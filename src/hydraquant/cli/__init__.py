@@ -1,0 +1,1 @@
+"""Command-line interface: a thin typer layer that wires configured stages together."""

@@ -1,0 +1,233 @@
+"""Data commands: fetch (Binance archive), import (any file), data status, export."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Optional
+
+import polars as pl
+import typer
+from rich.table import Table
+
+from hydraquant.cli.context import app_context, split_symbols
+from hydraquant.errors import HydraError
+
+fetch_app = typer.Typer(help="Download public market data into the lake.", no_args_is_help=True)
+data_app = typer.Typer(help="Inspect the lake.", no_args_is_help=True)
+
+MARKETS = ("spot", "um", "cm")
+ARCHIVE_KINDS = (
+    "aggTrades", "trades", "klines", "fundingRate", "metrics", "bookTicker",
+    "bookDepth", "markPriceKlines", "premiumIndexKlines",
+)
+
+
+def _parse_date(value: str, name: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise HydraError(f"invalid {name} {value!r}", hint="use YYYY-MM-DD (or YYYY-MM with --monthly)") from None
+
+
+def _parse_bound(value: str, name: str, monthly: bool, end: bool) -> date:
+    if monthly and len(value) == 7:
+        y, m = (int(x) for x in value.split("-"))
+        if not end:
+            return date(y, m, 1)
+        nxt = date(y + (m == 12), m % 12 + 1, 1)
+        return date.fromordinal(nxt.toordinal() - 1)
+    return _parse_date(value, name)
+
+
+@fetch_app.command("binance")
+def fetch_binance_cmd(
+    ctx: typer.Context,
+    market: Annotated[str, typer.Option(help="spot, um (USD-M futures) or cm (COIN-M futures).")],
+    kind: Annotated[str, typer.Option(help=f"One of: {', '.join(ARCHIVE_KINDS)}.")],
+    symbols: Annotated[list[str], typer.Option(help="Symbols, e.g. BTCUSDT ETHUSDT (comma or repeat).")],
+    start: Annotated[str, typer.Option(help="First day YYYY-MM-DD (or month YYYY-MM with --monthly).")],
+    end: Annotated[str, typer.Option(help="Last day, inclusive.")],
+    interval: Annotated[Optional[str], typer.Option(help="Kline interval (klines, markPriceKlines, premiumIndexKlines).")] = None,
+    monthly: Annotated[bool, typer.Option("--monthly", help="Use the monthly files instead of daily ones.")] = False,
+    base_url: Annotated[Optional[str], typer.Option(help="Archive base URL (default: config binance.base_url).")] = None,
+    workers: Annotated[Optional[int], typer.Option(help="Parallel downloads (default: config binance.workers).")] = None,
+) -> None:
+    """Download Binance public-archive files, verify their checksums and ingest them.
+
+    Re-running downloads nothing new; missing days are listed, not fatal.
+    """
+    from hydraquant.data.binance_archive import fetch_binance
+    from hydraquant.data.ingest import IngestItem, ingest
+
+    app = app_context(ctx)
+    if market not in MARKETS:
+        raise HydraError(f"unknown market {market!r}", hint=f"use one of {', '.join(MARKETS)}")
+    syms = split_symbols(symbols)
+    lake = app.lake
+    written: dict[str, int] = {}
+
+    def sink(frame: pl.DataFrame, meta) -> None:
+        result = ingest(
+            lake,
+            IngestItem(
+                frame=frame,
+                exchange="binance",
+                market=meta.market,
+                kind=meta.kind,
+                symbol=meta.symbol,
+                interval=meta.interval,
+                source=str(meta.path),
+            ),
+        )
+        written[meta.symbol] = written.get(meta.symbol, 0) + result.rows_added
+
+    report = fetch_binance(
+        market=market,
+        kind=kind,
+        symbols=syms,
+        start=_parse_bound(start, "--start", monthly, end=False),
+        end=_parse_bound(end, "--end", monthly, end=True),
+        interval=interval,
+        monthly=monthly,
+        base_url=base_url or app.config.binance.base_url,
+        cache_dir=app.download_dir,
+        workers=workers or app.config.binance.workers,
+        sink=sink,
+        progress=True,
+    )
+    table = Table(title=f"binance {market} {kind}{' ' + interval if interval else ''}")
+    for col in ("downloaded", "already present", "missing", "failed"):
+        table.add_column(col, justify="right")
+    table.add_row(
+        str(len(report.downloaded)), str(len(report.skipped)), str(len(report.missing)), str(len(report.failed))
+    )
+    app.console.print(table)
+    for sym, rows in written.items():
+        app.console.print(f"  {sym}: {rows:,} new rows in the lake")
+    if report.missing:
+        app.console.print(f"[yellow]missing on the server ({len(report.missing)}):[/]")
+        for item in report.missing:
+            app.console.print(f"  {item}")
+
+
+def import_cmd(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="CSV/CSV.GZ/ZIP/Parquet/Feather/JSON file to import.")],
+    kind: Annotated[str, typer.Option(help="klines, trades, aggTrades, funding, open_interest, bookTicker, liquidations.")],
+    symbol: Annotated[Optional[str], typer.Option(help="Symbol to store under (inferred for some families).")] = None,
+    map_: Annotated[Optional[list[str]], typer.Option("--map", help="Rename a source column: --map SOURCE=NAME.")] = None,
+    tz: Annotated[Optional[str], typer.Option(help="Timezone of naive timestamps (default UTC; LEAN: US/Eastern).")] = None,
+    exchange: Annotated[Optional[str], typer.Option(help="Exchange name in the lake (default: detected).")] = None,
+    market: Annotated[Optional[str], typer.Option(help="Market name in the lake (default: detected).")] = None,
+    interval: Annotated[Optional[str], typer.Option(help="Kline interval (default: inferred from the data).")] = None,
+    repair: Annotated[Optional[list[str]], typer.Option(help="Opt-in repairs: sort, dedupe.")] = None,
+) -> None:
+    """Import a file from any supported source family into the lake (see docs/data-families.md)."""
+    from hydraquant.data.importers import import_file
+    from hydraquant.data.ingest import IngestItem, ingest_many
+
+    app = app_context(ctx)
+    if not file.exists():
+        raise HydraError(f"file {file} not found")
+    mapping = {}
+    for m in map_ or []:
+        if "=" not in m:
+            raise HydraError(f"invalid --map {m!r}", hint="use --map SOURCE_COLUMN=OUR_NAME, e.g. --map Date=ts")
+        src, dst = m.split("=", 1)
+        mapping[src.strip()] = dst.strip()
+    tables = import_file(file, kind=kind, symbol=symbol.upper() if symbol else None, mapping=mapping or None, tz=tz)
+    items = [
+        IngestItem(
+            frame=t.frame,
+            exchange=exchange or t.exchange,
+            market=market or t.market,
+            kind=t.kind,
+            symbol=t.symbol,
+            interval=interval or t.interval,
+            source=str(file),
+        )
+        for t in tables
+    ]
+    result = ingest_many(app.lake, items, repairs=repair or [])
+    table = Table(title=f"imported {file.name} ({tables[0].family if tables else '?'})")
+    for col in ("table", "rows", "new rows", "first", "last", "gaps"):
+        table.add_column(col)
+    for w, r in zip(result.writes, result.reports):
+        table.add_row(w.table.label(), f"{w.rows_in:,}", f"{w.rows_added:,}", str(r.first), str(r.last),
+                      f"{len(r.gaps)} ({r.missing_bars} bars)" if r.gaps else "0")
+    app.console.print(table)
+
+
+@data_app.command("status")
+def status_cmd(
+    ctx: typer.Context,
+    kind: Annotated[Optional[str], typer.Option(help="Only this kind.")] = None,
+    exchange: Annotated[Optional[str], typer.Option(help="Only this exchange.")] = None,
+    symbols: Annotated[Optional[list[str]], typer.Option(help="Only these symbols.")] = None,
+) -> None:
+    """Coverage per exchange/market/kind/symbol: first, last, rows, missing days, gaps."""
+    from hydraquant.data.coverage import coverage
+
+    app = app_context(ctx)
+    cov = coverage(app.lake, kind=kind, exchange=exchange, symbols=split_symbols(symbols) or None)
+    if cov.is_empty():
+        app.console.print(f"the lake at {app.lake.root} is empty — try `hydraquant quickstart` or `hydraquant fetch`")
+        return
+    app.console.print(coverage_table(cov, title=f"lake {app.lake.root}"))
+
+
+def coverage_table(cov: pl.DataFrame, *, title: str) -> Table:
+    table = Table(title=title)
+    for col in ("exchange", "market", "kind", "symbol", "first", "last", "rows", "days", "missing days", "gaps"):
+        table.add_column(col, justify="right" if col in ("rows", "days", "missing days", "gaps") else "left")
+    for r in cov.iter_rows(named=True):
+        kind = r["kind"] + (f"/{r['interval']}" if r["interval"] else "")
+        gaps = f"{r['gaps']} ({r['missing_bars']:,} bars)" if r["gaps"] else "0"
+        table.add_row(
+            r["exchange"], r["market"], kind, r["symbol"],
+            f"{r['first']:%Y-%m-%d %H:%M:%S}", f"{r['last']:%Y-%m-%d %H:%M:%S}",
+            f"{r['rows']:,}", str(r["days"]), str(r["missing_days"]), gaps,
+        )
+    return table
+
+
+def export_cmd(
+    ctx: typer.Context,
+    kind: Annotated[str, typer.Argument(help="Lake kind: aggTrades, trades, klines, bars, funding, open_interest, features, ...")],
+    out: Annotated[Path, typer.Option(help="Output file: .csv or .parquet.")],
+    symbols: Annotated[Optional[list[str]], typer.Option(help="Symbols (default: all).")] = None,
+    interval: Annotated[Optional[str], typer.Option(help="Interval for klines/bars/features.")] = None,
+    start: Annotated[Optional[str], typer.Option(help="From (inclusive), ISO date/time.")] = None,
+    end: Annotated[Optional[str], typer.Option(help="To; a bare date includes that whole day.")] = None,
+    exchange: Annotated[Optional[str], typer.Option(help="Exchange (needed when ambiguous).")] = None,
+    market: Annotated[Optional[str], typer.Option(help="Market (needed when ambiguous).")] = None,
+) -> None:
+    """Write any lake table back out as CSV or Parquet (atomically)."""
+    app = app_context(ctx)
+    suffix = out.suffix.lower()
+    if suffix not in (".csv", ".parquet"):
+        raise HydraError(f"unsupported output {out}", hint="use a .csv or .parquet file name")
+    frame = app.lake.scan(
+        kind, split_symbols(symbols) or None, start, end, exchange=exchange, market=market, interval=interval
+    ).collect()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        if suffix == ".csv":
+            frame.write_csv(tmp)
+        else:
+            frame.write_parquet(tmp, compression="zstd")
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    app.console.print(f"wrote {frame.height:,} rows x {frame.width} columns to {out}")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(fetch_app, name="fetch")
+    app.add_typer(data_app, name="data")
+    app.command("import")(import_cmd)
+    app.command("export")(export_cmd)

@@ -1,0 +1,146 @@
+"""Configuration as validated data (TOML -> pydantic), with ``--set a.b=c`` overrides.
+
+Why strict: a typo in a config key (``lake.rot``) silently falling back to a
+default is how a backtest ends up on the wrong data.  Every section forbids
+unknown keys and errors name the dotted path, what was wrong and the allowed
+keys.
+
+Precedence (highest first): ``--lake`` flag, ``--set`` overrides,
+``HYDRAQUANT_LAKE`` (for ``lake.root`` only), the ``--config`` file, defaults.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from hydraquant.errors import ConfigError
+
+DEFAULT_BINANCE_URL = "https://data.binance.vision"
+
+
+class Section(BaseModel):
+    """Base for every config section: frozen, unknown keys rejected."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+class LakeConfig(Section):
+    root: Path = Path("lake")
+
+
+class BinanceConfig(Section):
+    base_url: str = DEFAULT_BINANCE_URL
+    workers: int = Field(8, ge=1, le=64)
+    retries: int = Field(3, ge=0, le=20)
+    timeout_s: float = Field(60.0, gt=0)
+    cache_dir: Path | None = None  # default: <lake>/_downloads/binance
+
+
+class BarsConfig(Section):
+    empty: Literal["drop", "ffill"] = "drop"
+
+
+class QuickstartConfig(Section):
+    symbols: int = Field(2, ge=1, le=8)
+    days: int = Field(1, ge=1, le=30)
+    activity: float = Field(0.15, gt=0, le=2)
+    seed: int = 7
+    planted_edge: float = Field(0.0, ge=0)
+    intervals: tuple[str, ...] = ("250ms", "1m")
+
+
+class HydraConfig(Section):
+    lake: LakeConfig = LakeConfig()
+    binance: BinanceConfig = BinanceConfig()
+    bars: BarsConfig = BarsConfig()
+    quickstart: QuickstartConfig = QuickstartConfig()
+
+
+def _allowed_keys(model: type[BaseModel], path: tuple[Any, ...]) -> list[str]:
+    current: Any = model
+    for part in path:
+        field = getattr(current, "model_fields", {}).get(part)
+        if field is None:
+            return []
+        current = field.annotation
+    return sorted(getattr(current, "model_fields", {}))
+
+
+def _format_errors(exc: ValidationError, source: str) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        dotted = ".".join(str(p) for p in loc)
+        if err["type"] == "extra_forbidden":
+            allowed = _allowed_keys(HydraConfig, loc[:-1])
+            section = ".".join(str(p) for p in loc[:-1]) or "top level"
+            lines.append(
+                f"unknown key '{dotted}' in {source}; allowed keys in {section}: {', '.join(allowed)}"
+            )
+        else:
+            lines.append(f"'{dotted}' in {source}: {err['msg']} (got {err.get('input')!r})")
+    return "\n  ".join(lines)
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``"a.b=3"`` -> (["a", "b"], 3); values are TOML literals, else plain strings."""
+    if "=" not in text:
+        raise ConfigError(f"invalid --set {text!r}", hint="use --set section.key=value, e.g. --set bars.empty=ffill")
+    key, raw = text.split("=", 1)
+    path = [p for p in key.strip().split(".") if p]
+    if not path:
+        raise ConfigError(f"invalid --set {text!r}: empty key")
+    try:
+        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()
+    return path, value
+
+
+def _apply(data: dict[str, Any], path: list[str], value: Any, origin: str) -> None:
+    node = data
+    for part in path[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"{origin}: '{'.'.join(path)}' goes through '{part}', which is not a section")
+        node = child
+    node[path[-1]] = value
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    overrides: list[str] | tuple[str, ...] = (),
+    lake: str | os.PathLike[str] | None = None,
+    environ: dict[str, str] | None = None,
+) -> HydraConfig:
+    """Build the effective configuration from file, environment and CLI."""
+    environ = dict(os.environ if environ is None else environ)
+    data: dict[str, Any] = {}
+    source = "defaults"
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file {p} not found", hint="pass an existing TOML file with --config")
+        try:
+            data = tomllib.loads(p.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {p} is not valid TOML: {exc}") from None
+        source = str(p)
+    if environ.get("HYDRAQUANT_LAKE"):
+        _apply(data, ["lake", "root"], environ["HYDRAQUANT_LAKE"], "HYDRAQUANT_LAKE")
+    for text in overrides:
+        key, value = parse_override(text)
+        _apply(data, key, value, f"--set {text}")
+    if lake is not None:
+        _apply(data, ["lake", "root"], str(lake), "--lake")
+    try:
+        return HydraConfig.model_validate(data)
+    except ValidationError as exc:
+        origin = source + (" with --set overrides" if overrides else "")
+        raise ConfigError(_format_errors(exc, origin)) from None

@@ -1,0 +1,1 @@
+"""Pipeline stages: each wires lake reads, a pure core function and lake writes."""
