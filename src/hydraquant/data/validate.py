@@ -92,7 +92,7 @@ def validate(
     hi = int((now.timestamp() + _LATEST_SLACK_DAYS * 86400) * 1_000_000)
     row = _first_true((ts_us < lo) | (ts_us > hi))
     if row is not None:
-        bad = ts[row]
+        bad = ts.slice(row, 1).cast(pl.Int64).cast(pl.Utf8)[0] + " us since epoch"
         fail(f"timestamp {bad} is outside {_EARLIEST.date()}..today: the time unit is probably wrong "
              "(seconds/milliseconds/microseconds)", row, "ts",
              "check the file's timestamp unit; Binance spot files use microseconds from 2025-01-01")
