@@ -127,8 +127,14 @@ class Lake:
         kind: str,
         symbol: str,
         interval: str | None = None,
+        metadata: dict[str, str] | None = None,
     ) -> WriteResult:
-        """Merge ``frame`` (one symbol, already validated) into the lake atomically."""
+        """Merge ``frame`` (one symbol, already validated) into the lake atomically.
+
+        ``metadata`` (string key/values, e.g. the ordered feature list) is
+        stored in every partition file's Parquet footer; read it back with
+        :meth:`metadata`.
+        """
         table = self._table(exchange, market, kind, symbol, interval)
         if "symbol" in frame.columns:
             frame = frame.drop("symbol")
@@ -157,7 +163,7 @@ class Lake:
                 added += part.height - before
                 tmp = directory / f".{period}.{uuid.uuid4().hex}.tmp"
                 directory.mkdir(parents=True, exist_ok=True)
-                part.write_parquet(tmp, compression="zstd", statistics=True)
+                part.write_parquet(tmp, compression="zstd", statistics=True, metadata=metadata)
                 with open(tmp, "rb") as fh:
                     os.fsync(fh.fileno())
                 staged.append((tmp, target))
@@ -314,6 +320,13 @@ class Lake:
         cols = lf.collect_schema().names()
         ordered = ["ts", "symbol"] + [c for c in cols if c not in ("ts", "symbol")]
         return lf.select(ordered).sort(["symbol", "ts"])
+
+    def metadata(self, table: TableId) -> dict[str, str]:
+        """Key/value metadata of the table's newest partition file."""
+        files = self.files(table)
+        if not files:
+            raise LakeError(f"table {table.label()} has no files in {self.root}")
+        return dict(pl.read_parquet_metadata(files[-1]))
 
     def delete(self, table: TableId) -> None:
         shutil.rmtree(table.directory(self.root), ignore_errors=True)
