@@ -95,6 +95,8 @@ def fetch_binance_cmd(
         base_url=base_url or app.config.binance.base_url,
         cache_dir=app.download_dir,
         workers=workers or app.config.binance.workers,
+        retries=app.config.binance.retries,
+        timeout_s=app.config.binance.timeout_s,
         sink=sink,
         progress=True,
     )
