@@ -63,7 +63,9 @@ def main_options(
     for noisy in ("httpx", "httpcore", "numba", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     cfg = load_config(config, overrides=set_ or [], lake=lake)
-    ctx.obj = AppContext(config=cfg, debug=debug, console=Console(), err=Console(stderr=True))
+    # Piped or captured output (logs, CI) gets wide tables instead of truncated columns.
+    width = None if sys.stdout.isatty() else 200
+    ctx.obj = AppContext(config=cfg, debug=debug, console=Console(width=width), err=Console(stderr=True, width=width))
 
 
 def _register_commands() -> None:
