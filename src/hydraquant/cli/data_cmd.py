@@ -117,21 +117,36 @@ def fetch_binance_cmd(
 
 def import_cmd(
     ctx: typer.Context,
-    file: Annotated[Path, typer.Argument(help="CSV/CSV.GZ/ZIP/Parquet/Feather/JSON file to import.")],
-    kind: Annotated[str, typer.Option(help="klines, trades, aggTrades, funding, open_interest, bookTicker, liquidations.")],
+    file: Annotated[Optional[Path], typer.Argument(help="CSV/CSV.GZ/ZIP/Parquet/Feather/JSON file to import.")] = None,
+    kind: Annotated[str, typer.Option(
+        help="auto (the file's own kind), klines, trades, aggTrades, funding, open_interest, bookTicker, "
+        "liquidations, markPriceKlines.")] = "auto",
     symbol: Annotated[Optional[str], typer.Option(help="Symbol to store under (inferred for some families).")] = None,
     map_: Annotated[Optional[list[str]], typer.Option("--map", help="Rename a source column: --map SOURCE=NAME.")] = None,
     tz: Annotated[Optional[str], typer.Option(help="Timezone of naive timestamps (default UTC; LEAN: US/Eastern).")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="Force a family id (see --list-formats); default: detect.")] = "auto",
     exchange: Annotated[Optional[str], typer.Option(help="Exchange name in the lake (default: detected).")] = None,
     market: Annotated[Optional[str], typer.Option(help="Market name in the lake (default: detected).")] = None,
     interval: Annotated[Optional[str], typer.Option(help="Kline interval (default: inferred from the data).")] = None,
     repair: Annotated[Optional[list[str]], typer.Option(help="Opt-in repairs: sort, dedupe.")] = None,
+    list_formats: Annotated[bool, typer.Option("--list-formats", help="List every supported file family and exit.")] = False,
 ) -> None:
     """Import a file from any supported source family into the lake (see docs/data-families.md)."""
-    from hydraquant.data.importers import import_file
+    from hydraquant.data.importers import families_table, import_file
     from hydraquant.data.ingest import IngestItem, ingest_many
 
     app = app_context(ctx)
+    if list_formats:
+        fams = families_table()
+        table = Table(title="file families (docs/data-families.md)")
+        for col in fams.columns:
+            table.add_column(col, overflow="fold")
+        for row in fams.iter_rows():
+            table.add_row(*("" if v is None else str(v) for v in row))
+        app.console.print(table)
+        return
+    if file is None:
+        raise HydraError("no file given", hint="hydraquant import FILE --kind ... (or --list-formats)")
     if not file.exists():
         raise HydraError(f"file {file} not found")
     mapping = {}
@@ -140,7 +155,9 @@ def import_cmd(
             raise HydraError(f"invalid --map {m!r}", hint="use --map SOURCE_COLUMN=OUR_NAME, e.g. --map Date=ts")
         src, dst = m.split("=", 1)
         mapping[src.strip()] = dst.strip()
-    tables = import_file(file, kind=kind, symbol=symbol.upper() if symbol else None, mapping=mapping or None, tz=tz)
+    tables = import_file(
+        file, kind=kind, symbol=symbol.upper() if symbol else None, mapping=mapping or None, tz=tz, fmt=fmt
+    )
     items = [
         IngestItem(
             frame=t.frame,

@@ -41,6 +41,8 @@ class Schema:
     size_columns: tuple[str, ...] = ()
     ohlc: bool = False
     description: str = ""
+    # at least one of these must be present and non-null on every row
+    any_of: tuple[str, ...] = ()
     optional: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -176,11 +178,18 @@ SCHEMAS: dict[str, Schema] = {
                 "long_short_ratio": pl.Float64,
                 "taker_buy_sell_ratio": pl.Float64,
             },
-            required=("ts", "open_interest"),
+            required=("ts",),
             key=("ts",),
             partition="month",
-            size_columns=("open_interest",),
-            description="open interest (contracts/coins) and, from Binance 'metrics', ratios",
+            size_columns=("open_interest", "open_interest_value"),
+            any_of=(
+                "open_interest",
+                "open_interest_value",
+                "toptrader_position_long_short_ratio",
+                "long_short_ratio",
+            ),
+            description="open interest (contracts/coins and/or USD value) and, from Binance "
+            "'metrics' or aggregators, long/short ratios",
         ),
         Schema(
             "bookTicker",

@@ -84,6 +84,15 @@ def validate(
                  "fix or drop that row in the source file, then import again")
     if n == 0:
         return ValidationReport(0, None, None)
+    if schema.any_of:
+        present = np.zeros(n, dtype=bool)
+        for col in schema.any_of:
+            if col in frame.columns:
+                present |= ~frame.get_column(col).is_null().to_numpy()
+        row = _first_true(~present)
+        if row is not None:
+            fail(f"no value in any of {', '.join(schema.any_of)}", row, schema.any_of[0],
+                 f"{kind} rows need at least one of these columns; check the column mapping")
 
     ts = frame.get_column("ts")
     ts_us = ts.dt.epoch("us").to_numpy()

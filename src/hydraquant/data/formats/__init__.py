@@ -1,0 +1,1 @@
+"""One module per group of file families; :mod:`hydraquant.data.importers` holds the registry."""
