@@ -288,7 +288,10 @@ def build_features(
     symbol with :func:`align_side_input`.  Returns ``ts, symbol`` and the
     features in the resolved order; the order is the contract a model keeps.
     """
+    from hydraquant.features.inputs import prepare_bars  # klines: order flow from taker-buy volume
+
     side = dict(side or {})
+    frame = prepare_bars(frame)
     has_symbol = "symbol" in frame.columns
     if not has_symbol:
         frame = frame.with_columns(pl.lit("").alias("symbol"))
