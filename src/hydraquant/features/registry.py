@@ -214,8 +214,10 @@ def resolve(names_or_groups: str | Iterable[str], *, have: set[str] | None = Non
     items = [names_or_groups] if isinstance(names_or_groups, str) else list(names_or_groups)
     out: list[str] = []
     for item in items:
-        if item == "all":
-            chosen = [n for n, s in reg.items() if have is None or set(s.inputs) <= have]
+        if item == "all":  # every feature once: seed-name aliases duplicate other columns
+            chosen = [
+                n for n, s in reg.items() if s.group != "aliases" and (have is None or set(s.inputs) <= have)
+            ]
         elif item in sets:
             chosen = list(sets[item])
         elif item in grp:
@@ -292,6 +294,11 @@ def build_features(
 
     side = dict(side or {})
     frame = prepare_bars(frame)
+    liq = side.get("liquidations")
+    if liq is not None and "cum_long_notional" not in liq.columns and "side" in liq.columns:
+        from hydraquant.features.derivatives import prepare_liquidations
+
+        side["liquidations"] = prepare_liquidations(liq)
     has_symbol = "symbol" in frame.columns
     if not has_symbol:
         frame = frame.with_columns(pl.lit("").alias("symbol"))
