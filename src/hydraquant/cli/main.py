@@ -69,10 +69,11 @@ def main_options(
 
 
 def _register_commands() -> None:
-    from hydraquant.cli import bars_cmd, data_cmd, quickstart_cmd, simulate_cmd
+    from hydraquant.cli import bars_cmd, data_cmd, quickstart_cmd, research_cmd, simulate_cmd
 
     data_cmd.register(app)
     bars_cmd.register(app)
+    research_cmd.register(app)
     simulate_cmd.register(app)
     quickstart_cmd.register(app)
 

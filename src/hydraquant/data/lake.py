@@ -187,7 +187,7 @@ class Lake:
         return ["ts"]
 
     def _table(self, exchange: str, market: str, kind: str, symbol: str, interval: str | None) -> TableId:
-        if kind not in SCHEMAS and kind not in DERIVED_KINDS:
+        if kind not in SCHEMAS and not is_derived(kind):
             raise LakeError(
                 f"unknown lake kind {kind!r}",
                 hint=f"known kinds: {', '.join(sorted(set(SCHEMAS) | DERIVED_KINDS))}",
@@ -230,7 +230,7 @@ class Lake:
                     k = kd_dir.name
                     interval_dirs = (
                         [(p.name, p) for p in sorted(kd_dir.iterdir()) if p.is_dir()]
-                        if k in INTERVAL_KINDS or k in DERIVED_KINDS and _has_interval_level(kd_dir)
+                        if k in INTERVAL_KINDS or is_derived(k) and _has_interval_level(kd_dir)
                         else [(None, kd_dir)]
                     )
                     for iv, iv_dir in interval_dirs:
@@ -330,6 +330,12 @@ class Lake:
 
     def delete(self, table: TableId) -> None:
         shutil.rmtree(table.directory(self.root), ignore_errors=True)
+
+
+def is_derived(kind: str) -> bool:
+    """Derived tables: ``features``, ``labels``, ... optionally named: ``labels.triple_barrier``."""
+    base, _, name = kind.partition(".")
+    return base in DERIVED_KINDS and (not name or bool(_NAME.match(name)))
 
 
 def _has_interval_level(kind_dir: Path) -> bool:

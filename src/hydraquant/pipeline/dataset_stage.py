@@ -1,0 +1,78 @@
+"""Dataset stage: features + labels + sample weights -> one training table.
+
+Keyed by (ts, symbol), carrying ``t_end`` so the purged splitters can drop
+every training row whose label window overlaps a test fold.  Rows whose label
+is not yet known (the tail) are dropped; feature warm-up NaNs are kept as NaN
+(models see them as missing) — nothing is back-filled.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import polars as pl
+
+from hydraquant import labels as L
+from hydraquant.data.lake import Lake
+from hydraquant.errors import HydraError
+from hydraquant.pipeline.features_stage import META_FEATURES
+
+WEIGHTS = ("balanced", "recency", "uniqueness")
+
+
+@dataclass(frozen=True)
+class DatasetResult:
+    frame: pl.DataFrame
+    features: list[str]
+    target: str
+
+
+def _weights(part: pl.DataFrame, grid: pl.Series, kinds: list[str], half_life: str) -> pl.Series:
+    """Per-symbol weights: label uniqueness (overlapping windows, on the full bar grid) and recency."""
+    w = pl.Series("weight", [1.0] * part.height)
+    if "uniqueness" in kinds:
+        w = w * L.label_uniqueness(part["ts"], part["t_end"], grid_ts=grid)
+    if "recency" in kinds:
+        w = w * L.recency_weights(part["ts"], half_life, normalize=False)
+    return w.alias("weight")
+
+
+def build_dataset(
+    lake: Lake,
+    symbols: list[str],
+    interval: str,
+    *,
+    label: str,
+    target: str = "label",
+    features_kind: str = "features",
+    weights: list[str] = (),
+    half_life: str = "30d",
+    exchange: str | None = None,
+    market: str | None = None,
+) -> DatasetResult:
+    unknown = set(weights) - set(WEIGHTS)
+    if unknown:
+        raise HydraError(f"unknown weight kind(s) {sorted(unknown)}", hint=f"use {', '.join(WEIGHTS)}")
+    feats = lake.scan(features_kind, symbols, exchange=exchange, market=market, interval=interval).collect()
+    table = lake.tables(features_kind, exchange=exchange, market=market, interval=interval, symbols=symbols)[0]
+    names = json.loads(lake.metadata(table)[META_FEATURES])
+    labs = lake.scan(f"labels.{label}", symbols, exchange=exchange, market=market, interval=interval).collect()
+    if target not in labs.columns:
+        cols = [c for c in labs.columns if c not in ("ts", "symbol", "t_end")]
+        raise HydraError(f"label table labels.{label} has no column {target!r}", hint=f"choose --target from {cols}")
+    labs = labs.select("ts", "symbol", pl.col(target), "t_end").filter(pl.col(target).is_not_null())
+    joined = labs.join(feats.select("ts", "symbol", *names), on=["ts", "symbol"], how="inner")
+    parts = []
+    for (symbol,), part in joined.sort(["symbol", "ts"]).group_by(["symbol"], maintain_order=True):
+        if weights:
+            grid = feats.filter(pl.col("symbol") == symbol).get_column("ts").sort()
+            part = part.with_columns(_weights(part, grid, list(weights), half_life))
+        parts.append(part)
+    frame = pl.concat(parts) if parts else joined
+    if weights:
+        if "balanced" in weights:  # across all symbols: the model sees one pooled class mix
+            frame = frame.with_columns(pl.col("weight") * L.class_balanced_weights(frame[target]))
+        frame = frame.with_columns(L.normalize_mean(frame["weight"]))
+    ordered = ["ts", "symbol", *names, target, "t_end"] + (["weight"] if weights else [])
+    return DatasetResult(frame.select(ordered), names, target)
