@@ -21,8 +21,8 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 --durations=15
 
 bench: $(STAMP)
-	$(BIN)/python bench/ingest.py
-	$(BIN)/python bench/bars.py
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	for script in ingest bars features labels backtest; do $(BIN)/python bench/$$script.py || exit 1; done
 
 clean:
 	rm -rf $(VENV) lake .pytest_cache

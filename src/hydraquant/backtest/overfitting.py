@@ -10,42 +10,13 @@ observation (not annualised); kurtosis is the raw (non-excess) kurtosis.
 from __future__ import annotations
 
 import math
-from statistics import NormalDist
 
 import numpy as np
 
-from hydraquant.errors import HydraError
+from hydraquant.validation.metrics import MetricError
+from hydraquant.validation.overfitting import expected_max_sharpe, probabilistic_sharpe_ratio
 
-EULER_GAMMA = 0.5772156649015329
-_N = NormalDist()
-
-
-def expected_max_sharpe(n_trials: int, sr_variance: float) -> float:
-    """E[max SR] of ``n_trials`` independent zero-skill trials (the DSR benchmark SR0).
-
-    SR0 = sqrt(V) * ((1 - gamma) * Z^-1(1 - 1/N) + gamma * Z^-1(1 - 1/(N e))).
-    """
-    if n_trials < 1:
-        raise HydraError(
-            f"n_trials must be >= 1, got {n_trials}", hint="count every configuration tried"
-        )
-    if n_trials == 1:
-        return 0.0
-    z1 = _N.inv_cdf(1.0 - 1.0 / n_trials)
-    z2 = _N.inv_cdf(1.0 - 1.0 / (n_trials * math.e))
-    return math.sqrt(max(sr_variance, 0.0)) * ((1.0 - EULER_GAMMA) * z1 + EULER_GAMMA * z2)
-
-
-def probabilistic_sharpe_ratio(
-    sr: float, sr_benchmark: float, n_obs: int, skew: float = 0.0, kurtosis: float = 3.0
-) -> float:
-    """P(true SR > sr_benchmark) given an observed per-period ``sr`` over ``n_obs`` returns."""
-    if n_obs < 2:
-        return math.nan
-    denom = 1.0 - skew * sr + (kurtosis - 1.0) / 4.0 * sr * sr
-    if denom <= 0.0:
-        return math.nan
-    return _N.cdf((sr - sr_benchmark) * math.sqrt(n_obs - 1) / math.sqrt(denom))
+__all__ = ["deflated_sharpe_ratio", "expected_max_sharpe", "probabilistic_sharpe_ratio", "returns_moments"]
 
 
 def deflated_sharpe_ratio(
@@ -56,9 +27,18 @@ def deflated_sharpe_ratio(
     skew: float = 0.0,
     kurtosis: float = 3.0,
 ) -> tuple[float, float]:
-    """(DSR, SR0): PSR of ``sr`` against the expected maximum of ``n_trials`` trials."""
-    sr0 = expected_max_sharpe(n_trials, sr_variance)
-    return probabilistic_sharpe_ratio(sr, sr0, n_obs, skew, kurtosis), sr0
+    """(DSR, SR0) for reports: NaN instead of an error when a backtest has too few returns.
+
+    The formulas live in :mod:`hydraquant.validation.overfitting`; a sweep row
+    with one trade must still render, so undefined cases become NaN here.
+    """
+    sr0 = expected_max_sharpe(n_trials, max(sr_variance, 0.0))
+    if not math.isfinite(sr) or n_obs < 2:
+        return math.nan, sr0
+    try:
+        return probabilistic_sharpe_ratio(sr, sr0, n_obs, skew, kurtosis), sr0
+    except MetricError:
+        return math.nan, sr0
 
 
 def returns_moments(returns: np.ndarray) -> tuple[float, float, float, int]:
