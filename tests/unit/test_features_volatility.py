@@ -184,3 +184,14 @@ def test_declared_warmup_covers_the_nan_rows(interval: str, real_data_dir: objec
             continue  # 0/0 percent change of a flat MOI is NaN by definition
         v = out.get_column(name).to_numpy()[reg[name].warmup_bars(interval) :]
         assert np.isfinite(v).all(), f"{name}: NaN after its declared warm-up"
+
+
+def test_rolling_pct_rank_matches_polars_average_ties_reference():
+    """The Fenwick-tree kernel must equal polars' rolling_rank(method='average') / n, NaN windows included."""
+    from hydraquant.features.inputs import rolling_pct_rank
+
+    rng = np.random.default_rng(7)
+    for x, n in ((rng.integers(0, 4, 3000).astype(float), 25), (rng.normal(size=5000), 300)):
+        x[100] = np.nan
+        ref = (pl.Series(x).fill_nan(None).rolling_rank(n, method="average", min_samples=n) / n).to_numpy()
+        np.testing.assert_allclose(rolling_pct_rank(x, n), ref.astype(float), rtol=0, atol=1e-12, equal_nan=True)

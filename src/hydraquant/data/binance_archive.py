@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import re
+import struct
 import zipfile
 import zlib
 from collections.abc import Callable, Iterable, Sequence
@@ -38,6 +39,11 @@ import polars as pl
 from hydraquant.data.download import DownloadResult, DownloadTask, download_files
 from hydraquant.data.schema import TS, conform, schema_for
 from hydraquant.errors import ConfigError, DataError, HydraError
+
+try:  # ISA-L inflate: same output as zlib, several times faster on large members
+    from isal.isal_zlib import decompress as _inflate
+except ImportError:  # pragma: no cover - optional speed-up
+    _inflate = zlib.decompress
 
 logger = logging.getLogger(__name__)
 
@@ -517,7 +523,7 @@ def parse_archive_zip(path: Path | str, *, kind: str, market: str) -> pl.DataFra
                     hint=_FIX_HINT,
                 )
             for member in members:
-                data = zf.read(member)
+                data = _read_member(path, zf.getinfo(member))
                 frames.append(
                     parse_archive_csv(data, kind=kind, market=market, source=f"{path}:{member}")
                 )
@@ -530,6 +536,34 @@ def parse_archive_zip(path: Path | str, *, kind: str, market: str) -> pl.DataFra
             hint=_FIX_HINT,
         ) from None
     return frames[0] if len(frames) == 1 else pl.concat(frames, how="vertical")
+
+
+def _read_member(path: Path, info: zipfile.ZipInfo) -> bytes:
+    """Inflate one zip member with ISA-L when available (~3x faster than zlib), CRC-checked.
+
+    Decompression is the largest single cost of ingesting a day of trades;
+    the member's CRC-32 and size are verified exactly as :mod:`zipfile` would.
+    """
+    if info.compress_type != zipfile.ZIP_DEFLATED or _inflate is zlib.decompress:
+        with zipfile.ZipFile(path) as zf:
+            return zf.read(info)
+    with open(path, "rb") as fh:
+        fh.seek(info.header_offset)
+        header = fh.read(30)
+        if len(header) < 30 or header[:4] != b"PK\x03\x04":
+            raise zipfile.BadZipFile(f"bad local header for {info.filename}")
+        name_len, extra_len = struct.unpack("<HH", header[26:30])
+        fh.seek(name_len + extra_len, 1)
+        raw = fh.read(info.compress_size)
+    if len(raw) != info.compress_size:
+        raise EOFError(f"{info.filename}: expected {info.compress_size} compressed bytes, got {len(raw)}")
+    try:
+        data = _inflate(raw, wbits=-15)
+    except Exception as exc:  # isal raises its own error type for corrupt streams
+        raise zipfile.BadZipFile(f"{info.filename}: {exc}") from None
+    if len(data) != info.file_size or zlib.crc32(data) != info.CRC:
+        raise zipfile.BadZipFile(f"CRC/size mismatch in {info.filename}")
+    return data
 
 
 def _match_header(

@@ -85,6 +85,7 @@ def ingest_many(lake: Lake, items: Iterable[IngestItem], *, repairs: Iterable[st
                 kind=item.kind,
                 symbol=item.symbol,
                 interval=item.interval,
+                validated=True,
             )
         )
         if report.gaps:

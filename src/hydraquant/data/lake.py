@@ -128,12 +128,15 @@ class Lake:
         symbol: str,
         interval: str | None = None,
         metadata: dict[str, str] | None = None,
+        validated: bool = False,
     ) -> WriteResult:
         """Merge ``frame`` (one symbol, already validated) into the lake atomically.
 
         ``metadata`` (string key/values, e.g. the ordered feature list) is
         stored in every partition file's Parquet footer; read it back with
-        :meth:`metadata`.
+        :meth:`metadata`.  ``validated`` promises the frame is sorted by time
+        with unique keys (what :func:`hydraquant.data.validate.validate`
+        checks), so a brand-new partition is written without re-sorting.
         """
         table = self._table(exchange, market, kind, symbol, interval)
         if "symbol" in frame.columns:
@@ -159,7 +162,11 @@ class Lake:
                     existing = pl.read_parquet(target)
                     before = existing.height
                     part = pl.concat([existing, part], how="diagonal_relaxed")
-                part = part.unique(subset=key, keep="last", maintain_order=True).sort(key)
+                    part = part.unique(subset=key, keep="last", maintain_order=True)
+                    part = part.sort(["ts", *[k for k in key if k != "ts"]], maintain_order=True)
+                elif not validated:
+                    part = part.unique(subset=key, keep="last", maintain_order=True)
+                    part = part.sort(["ts", *[k for k in key if k != "ts"]], maintain_order=True)
                 added += part.height - before
                 tmp = directory / f".{period}.{uuid.uuid4().hex}.tmp"
                 directory.mkdir(parents=True, exist_ok=True)

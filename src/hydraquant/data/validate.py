@@ -54,6 +54,11 @@ def _first_true(mask: np.ndarray) -> int | None:
     return int(idx[0]) if idx.size else None
 
 
+def _first_row(frame: pl.DataFrame, condition: pl.Expr) -> int:
+    """0-based index of the first row where ``condition`` holds (called only on failure)."""
+    return int(frame.select(condition.arg_true().first()).item())
+
+
 def validate(
     frame: pl.DataFrame,
     kind: str,
@@ -65,7 +70,10 @@ def validate(
     """Check ``frame`` (already conformed to ``kind``'s schema, in file order).
 
     Raises :class:`DataError` on the first problem; returns a report with
-    gaps (for interval kinds) otherwise.
+    gaps (for interval kinds) otherwise.  Every check is first evaluated as
+    one vectorised "is anything wrong?" pass over the columns; the offending
+    row is located only when something is, so clean multi-million-row days
+    validate in a fraction of a second.
     """
     schema = schema_for(kind)
     n = frame.height
@@ -77,102 +85,107 @@ def validate(
         if col not in frame.columns:
             fail(f"required column '{col}' is missing", None, col, f"{kind} needs {', '.join(schema.required)}; "
                  "map source columns with --map SOURCE=NAME")
-        nulls = frame.get_column(col).is_null().to_numpy()
-        row = _first_true(nulls)
-        if row is not None:
-            fail(f"empty value in required column '{col}'", row, col,
-                 "fix or drop that row in the source file, then import again")
     if n == 0:
         return ValidationReport(0, None, None)
-    if schema.any_of:
-        present = np.zeros(n, dtype=bool)
-        for col in schema.any_of:
-            if col in frame.columns:
-                present |= ~frame.get_column(col).is_null().to_numpy()
-        row = _first_true(~present)
-        if row is not None:
-            fail(f"no value in any of {', '.join(schema.any_of)}", row, schema.any_of[0],
-                 f"{kind} rows need at least one of these columns; check the column mapping")
 
-    ts = frame.get_column("ts")
-    ts_us = ts.dt.epoch("us").to_numpy()
+    ts_us = pl.col("ts").dt.epoch("us")
     now = now or datetime.now(timezone.utc)
     lo = int(_EARLIEST.timestamp() * 1_000_000)
     hi = int((now.timestamp() + _LATEST_SLACK_DAYS * 86400) * 1_000_000)
-    row = _first_true((ts_us < lo) | (ts_us > hi))
-    if row is not None:
-        bad = ts.slice(row, 1).cast(pl.Int64).cast(pl.Utf8)[0] + " us since epoch"
-        fail(f"timestamp {bad} is outside {_EARLIEST.date()}..today: the time unit is probably wrong "
-             "(seconds/milliseconds/microseconds)", row, "ts",
-             "check the file's timestamp unit; Binance spot files use microseconds from 2025-01-01")
-
-    # numeric sanity: NaN/inf, then non-positive prices/sizes
-    for col, dtype in schema.columns.items():
-        if col not in frame.columns or not dtype.is_float():
-            continue
-        values = frame.get_column(col).to_numpy()
-        present = ~frame.get_column(col).is_null().to_numpy()
-        bad = present & ~np.isfinite(np.where(present, values, 0.0))
-        row = _first_true(bad)
-        if row is not None:
-            fail(f"{values[row]} (NaN or infinite) in column '{col}'", row, col,
-                 "remove or repair the row in the source file")
+    floats = [c for c, t in schema.columns.items() if c in frame.columns and t.is_float()]
+    strict_size = kind in ("aggTrades", "trades")
+    checks: dict[str, pl.Expr] = {}
+    for col in schema.required:
+        checks[f"null:{col}"] = pl.col(col).is_null()
+    if schema.any_of:
+        checks["any_of"] = pl.all_horizontal([pl.col(c).is_null() for c in schema.any_of if c in frame.columns])
+    checks["ts_range"] = (ts_us < lo) | (ts_us > hi)
+    for col in floats:
+        checks[f"finite:{col}"] = pl.col(col).is_not_null() & ~pl.col(col).is_finite()
     for col in schema.price_columns:
         if col in frame.columns:
-            v = frame.get_column(col).to_numpy()
-            row = _first_true(np.nan_to_num(v, nan=1.0) <= 0)
-            if row is not None:
-                fail(f"non-positive price {v[row]} in column '{col}'", row, col,
-                     "prices must be > 0; check the column mapping and the price scale")
+            checks[f"price:{col}"] = pl.col(col) <= 0
     for col in schema.size_columns:
         if col in frame.columns:
-            v = frame.get_column(col).to_numpy()
-            strict = kind in ("aggTrades", "trades")
-            bad = (v <= 0) if strict else (v < 0)
-            row = _first_true(np.nan_to_num(bad, nan=False).astype(bool))
-            if row is not None:
-                fail(f"{'non-positive' if strict else 'negative'} size {v[row]} in column '{col}'", row, col,
-                     "sizes must be positive; check the column mapping (price vs quantity)")
-
+            checks[f"size:{col}"] = (pl.col(col) <= 0) if strict_size else (pl.col(col) < 0)
     if schema.ohlc:
-        o, h, l, c = (frame.get_column(k).to_numpy() for k in ("open", "high", "low", "close"))
-        bad = (h < l) | (h < np.maximum(o, c)) | (l > np.minimum(o, c))
-        row = _first_true(bad)
-        if row is not None:
-            col = "high" if h[row] < l[row] or h[row] < max(o[row], c[row]) else "low"
-            fail(f"inconsistent OHLC (open={o[row]}, high={h[row]}, low={l[row]}, close={c[row]})", row, col,
-                 "high must be >= open, close, low and low <= open, close; check the column order")
-
-    # ordering and duplicates
-    diffs = np.diff(ts_us)
-    row = _first_true(diffs < 0)
-    if row is not None:
-        fail(f"timestamps go backwards ({ts[row]} then {ts[row + 1]}): rows are not in time order",
-             row + 1, "ts", "sort the file by time (or pass --repair sort) and import again")
-    key = [k for k in schema.key if k in frame.columns and frame.get_column(k).null_count() < n]
-    if kind == "trades" and "trade_id" not in key:
-        key = ["ts", "price", "qty", "is_buyer_maker"]
+        o, h, l, c = (pl.col(k) for k in ("open", "high", "low", "close"))
+        checks["ohlc"] = (h < l) | (h < pl.max_horizontal(o, c)) | (l > pl.min_horizontal(o, c))
+    checks["backwards"] = ts_us.diff() < 0
     if kind in STRICTLY_INCREASING:
-        row = _first_true(diffs == 0)
-        if row is not None:
-            fail(f"duplicate timestamp {ts[row + 1]}", row + 1, "ts",
+        checks["dup_ts"] = ts_us.diff() == 0
+    anything = frame.select(**{k: v.fill_null(False).any() for k, v in checks.items()}).row(0, named=True)
+
+    for name, bad in anything.items():
+        if not bad:
+            continue
+        row = _first_row(frame, checks[name].fill_null(False))
+        what, _, col = name.partition(":")
+        value = frame.get_column(col)[row] if col else None
+        if what == "null":
+            fail(f"empty value in required column '{col}'", row, col,
+                 "fix or drop that row in the source file, then import again")
+        if name == "any_of":
+            fail(f"no value in any of {', '.join(schema.any_of)}", row, schema.any_of[0],
+                 f"{kind} rows need at least one of these columns; check the column mapping")
+        if name == "ts_range":
+            raw = frame.get_column("ts").slice(row, 1).cast(pl.Int64)[0]
+            fail(f"timestamp {raw} us since epoch is outside {_EARLIEST.date()}..today: the time unit is probably "
+                 "wrong (seconds/milliseconds/microseconds)", row, "ts",
+                 "check the file's timestamp unit; Binance spot files use microseconds from 2025-01-01")
+        if what == "finite":
+            fail(f"{value} (NaN or infinite) in column '{col}'", row, col, "remove or repair the row in the source file")
+        if what == "price":
+            fail(f"non-positive price {value} in column '{col}'", row, col,
+                 "prices must be > 0; check the column mapping and the price scale")
+        if what == "size":
+            fail(f"{'non-positive' if strict_size else 'negative'} size {value} in column '{col}'", row, col,
+                 "sizes must be positive; check the column mapping (price vs quantity)")
+        if name == "ohlc":
+            o, h, l, c = (frame.get_column(k)[row] for k in ("open", "high", "low", "close"))
+            col = "high" if h < l or h < max(o, c) else "low"
+            fail(f"inconsistent OHLC (open={o}, high={h}, low={l}, close={c})", row, col,
+                 "high must be >= open, close, low and low <= open, close; check the column order")
+        if name == "backwards":
+            ts = frame.get_column("ts")
+            fail(f"timestamps go backwards ({ts[row - 1]} then {ts[row]}): rows are not in time order",
+                 row, "ts", "sort the file by time (or pass --repair sort) and import again")
+        if name == "dup_ts":
+            fail(f"duplicate timestamp {frame.get_column('ts')[row]}", row, "ts",
                  "remove the duplicated rows (or pass --repair dedupe) and import again")
-    elif key:
-        dup = frame.select(pl.struct(key).is_duplicated()).to_series().to_numpy()
-        if dup.any():
-            # report the second occurrence
-            first_seen = frame.select(pl.struct(key).is_first_distinct()).to_series().to_numpy()
-            row = _first_true(dup & ~first_seen)
-            fail(f"duplicated row (same {', '.join(key)})", row, key[0],
-                 "remove the duplicated rows (or pass --repair dedupe) and import again")
+
+    if kind not in STRICTLY_INCREASING:
+        _check_duplicate_keys(frame, kind, schema, fail)
 
     gaps: list[Gap] = []
     if interval and n > 1:
         step = interval_us(interval)
+        diffs = np.diff(frame.get_column("ts").dt.epoch("us").to_numpy())
         idx = np.flatnonzero(diffs > step)
+        ts = frame.get_column("ts")
         for i in idx:
             gaps.append(Gap(ts[int(i)], ts[int(i) + 1], int(diffs[i] // step) - 1))
-    return ValidationReport(n, ts[0], ts[-1], gaps)
+    first, last = frame.get_column("ts")[0], frame.get_column("ts")[-1]
+    return ValidationReport(n, first, last, gaps)
+
+
+def _check_duplicate_keys(frame: pl.DataFrame, kind: str, schema, fail) -> None:
+    """Repeated rows by the kind's key; strictly increasing integer ids prove uniqueness cheaply."""
+    n = frame.height
+    key = [k for k in schema.key if k in frame.columns and frame.get_column(k).null_count() < n]
+    if kind == "trades" and "trade_id" not in key:
+        key = ["ts", "price", "qty", "is_buyer_maker"]
+    if not key:
+        return
+    if len(key) == 1 and frame.schema[key[0]].is_integer():
+        if frame.select((pl.col(key[0]).diff() > 0).all(ignore_nulls=True)).item():
+            return
+    dup = pl.struct(key).is_duplicated()
+    if not frame.select(dup.any()).item():
+        return
+    row = _first_row(frame, dup & ~pl.struct(key).is_first_distinct())
+    fail(f"duplicated row (same {', '.join(key)})", row, key[0],
+         "remove the duplicated rows (or pass --repair dedupe) and import again")
 
 
 def repair(frame: pl.DataFrame, kind: str, actions: set[str]) -> pl.DataFrame:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 
 import numpy as np
+from numba import njit
 import polars as pl
 
 from hydraquant.features.registry import FeatureContext
@@ -98,8 +99,57 @@ def rolling_pct_rank(x: np.ndarray, n: int) -> np.ndarray:
     Ties get the average rank, as pandas ``rolling(n).rank(pct=True)``: the
     seed's vol_rank.  Only the past window is ranked — never the full sample.
     """
-    ranks = _series(x).rolling_rank(n, method="average", min_samples=n)
-    return _out(ranks) / float(n)
+    x = np.asarray(x, dtype=np.float64)
+    finite = np.isfinite(x)
+    codes = np.full(x.shape[0], -1, dtype=np.int64)
+    distinct, inverse = np.unique(x[finite], return_inverse=True)
+    codes[finite] = inverse
+    return _rolling_rank_kernel(codes, int(n), int(distinct.shape[0]))
+
+
+@njit(cache=True)
+def _rolling_rank_kernel(codes: np.ndarray, n: int, m: int) -> np.ndarray:  # pragma: no cover - numba
+    """Average-tie percentile rank over a trailing window with a Fenwick tree: O(len * log m).
+
+    ``codes`` are the dense ranks of the values (-1 for NaN); a window holding
+    a NaN gives NaN, as polars/pandas do with ``min_samples=n``.
+    """
+    size = codes.shape[0]
+    tree = np.zeros(m + 1, np.int64)
+    out = np.full(size, np.nan)
+    nan_in = 0
+    for i in range(size):
+        c = codes[i]
+        if c < 0:
+            nan_in += 1
+        else:
+            j = c + 1
+            while j <= m:
+                tree[j] += 1
+                j += j & -j
+        k = i - n
+        if k >= 0:
+            old = codes[k]
+            if old < 0:
+                nan_in -= 1
+            else:
+                j = old + 1
+                while j <= m:
+                    tree[j] -= 1
+                    j += j & -j
+        if i >= n - 1 and nan_in == 0:
+            less_equal = 0
+            j = c + 1
+            while j > 0:
+                less_equal += tree[j]
+                j -= j & -j
+            less = 0
+            j = c
+            while j > 0:
+                less += tree[j]
+                j -= j & -j
+            out[i] = (less + (less_equal - less + 1) / 2.0) / n
+    return out
 
 
 def shift(x: np.ndarray, k: int) -> np.ndarray:
