@@ -442,30 +442,39 @@ def parse_archive_csv(data: bytes, *, kind: str, market: str, source: str) -> pl
     # same width); the other markets' sets are a fallback for odd mirrors.
     layouts = native + [lay for lay in LAYOUTS[spec.name] if lay not in native]
 
-    data = data.removeprefix(b"\xef\xbb\xbf").rstrip(b"\r\n\t ")
-    if not data:
+    # Work on offsets into ``data``: slicing a day of trades would copy ~100 MB
+    # several times over, which is most of an ingest's peak memory.
+    start = 3 if data.startswith(b"\xef\xbb\xbf") else 0
+    end = len(data)
+    while end > start and data[end - 1] in b"\r\n\t ":
+        end -= 1
+    if end <= start:
         return schema_for(spec.lake_kind).empty()
-    first_end = data.find(b"\n")
-    first_line = (
-        (data if first_end < 0 else data[:first_end]).rstrip(b"\r").decode("utf-8", "replace")
-    )
+    first_end = data.find(b"\n", start, end)
+    first_line = data[start : end if first_end < 0 else first_end].rstrip(b"\r").decode("utf-8", "replace")
     fields = [f.strip() for f in first_line.split(",")]
     has_header = bool(fields[0]) and (fields[0][0].isalpha() or fields[0][0] == "_")
 
     if has_header:
         layout, positions = _match_header(fields, layouts, source)
-        body = b"" if first_end < 0 else data[first_end + 1 :]
+        body_start = end if first_end < 0 else first_end + 1
     else:
         layout = _match_width(len(fields), layouts, source)
         positions = list(range(len(layout.columns)))
-        body = data
+        body_start = start
     width = len(fields)
-
-    width_error = _width_error(body, width, source, quick=True)
-    if width_error is not None:
-        raise width_error
-    if not body:
+    if body_start >= end:
         return schema_for(spec.lake_kind).empty()
+    lines = data.count(b"\n", body_start, end) + 1
+    if data.count(b",", body_start, end) != lines * (width - 1):
+        width_error = _width_error(data[body_start:end], width, source, quick=False)
+        if width_error is not None:
+            raise width_error
+    # polars reads the original buffer; the header/BOM line is skipped, and a
+    # copy is made only in the rare case of trailing spaces/tabs after the data
+    clean_tail = all(b in b"\r\n" for b in data[end:])
+    body = data if clean_tail and start == 0 else data[start:end]
+    skip = 1 if has_header else 0
 
     wanted = [(pos, col) for pos, col in zip(positions, layout.columns, strict=True) if col.target]
     csv_schema = {f"c{i}": _S for i in range(width)}
@@ -476,12 +485,13 @@ def parse_archive_csv(data: bytes, *, kind: str, market: str, source: str) -> pl
         raw = pl.read_csv(
             body,
             has_header=False,
+            skip_rows=skip,
             schema=csv_schema,
             columns=projection,
             quote_char=None,
         )
     except (pl.exceptions.ComputeError, pl.exceptions.InvalidOperationError) as exc:
-        raise _diagnose(body, wanted, width, source, exc) from None
+        raise _diagnose(data[body_start:end], wanted, width, source, exc) from None
 
     lake = schema_for(spec.lake_kind)
     exprs: list[pl.Expr] = []
