@@ -49,11 +49,6 @@ class ValidationReport:
         return sum(g.missing_bars for g in self.gaps)
 
 
-def _first_true(mask: np.ndarray) -> int | None:
-    idx = np.flatnonzero(mask)
-    return int(idx[0]) if idx.size else None
-
-
 def _first_row(frame: pl.DataFrame, condition: pl.Expr) -> int:
     """0-based index of the first row where ``condition`` holds (called only on failure)."""
     return int(frame.select(condition.arg_true().first()).item())
