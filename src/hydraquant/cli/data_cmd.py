@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import uuid
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Optional
@@ -189,6 +187,7 @@ def status_cmd(
 ) -> None:
     """Coverage per exchange/market/kind/symbol: first, last, rows, missing days, gaps."""
     from hydraquant.data.coverage import coverage
+    from hydraquant.report.tables import coverage_table
 
     app = app_context(ctx)
     cov = coverage(app.lake, kind=kind, exchange=exchange, symbols=split_symbols(symbols) or None)
@@ -196,21 +195,6 @@ def status_cmd(
         app.console.print(f"the lake at {app.lake.root} is empty — try `hydraquant quickstart` or `hydraquant fetch`")
         return
     app.console.print(coverage_table(cov, title=f"lake {app.lake.root}"))
-
-
-def coverage_table(cov: pl.DataFrame, *, title: str) -> Table:
-    table = Table(title=title)
-    for col in ("exchange", "market", "kind", "symbol", "first", "last", "rows", "days", "missing days", "gaps"):
-        table.add_column(col, justify="right" if col in ("rows", "days", "missing days", "gaps") else "left")
-    for r in cov.iter_rows(named=True):
-        kind = r["kind"] + (f"/{r['interval']}" if r["interval"] else "")
-        gaps = f"{r['gaps']} ({r['missing_bars']:,} bars)" if r["gaps"] else "0"
-        table.add_row(
-            r["exchange"], r["market"], kind, r["symbol"],
-            f"{r['first']:%Y-%m-%d %H:%M:%S}", f"{r['last']:%Y-%m-%d %H:%M:%S}",
-            f"{r['rows']:,}", str(r["days"]), str(r["missing_days"]), gaps,
-        )
-    return table
 
 
 def export_cmd(
@@ -225,23 +209,14 @@ def export_cmd(
     market: Annotated[Optional[str], typer.Option(help="Market (needed when ambiguous).")] = None,
 ) -> None:
     """Write any lake table back out as CSV or Parquet (atomically)."""
+    from hydraquant.data.files import check_table_file, write_table_file
+
     app = app_context(ctx)
-    suffix = out.suffix.lower()
-    if suffix not in (".csv", ".parquet"):
-        raise HydraError(f"unsupported output {out}", hint="use a .csv or .parquet file name")
+    check_table_file(out)
     frame = app.lake.scan(
         kind, split_symbols(symbols) or None, start, end, exchange=exchange, market=market, interval=interval
     ).collect()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        if suffix == ".csv":
-            frame.write_csv(tmp)
-        else:
-            frame.write_parquet(tmp, compression="zstd")
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_table_file(frame, out)
     app.console.print(f"wrote {frame.height:,} rows x {frame.width} columns to {out}")
 
 

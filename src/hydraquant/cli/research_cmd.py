@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
-import uuid
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -128,29 +125,21 @@ def dataset_cmd(
     market: Market = None,
 ) -> None:
     """Join features, labels (with t_end) and sample weights into a training table."""
-    from hydraquant.pipeline.dataset_stage import build_dataset
+    from hydraquant.data.files import check_table_file, write_table_file
+    from hydraquant.pipeline.dataset_stage import build_dataset, store_dataset
 
     app = app_context(ctx)
+    if out is not None:
+        check_table_file(out)
     syms = split_symbols(_need(symbols, "--symbols"))
     weight_kinds = [w.strip().lower() for w in ",".join(weights or []).split(",") if w.strip()]
     result = build_dataset(app.lake, syms, _need(interval, "--interval"), label=_need(label, "--label"),
                            target=target, features_kind=features, weights=weight_kinds,
                            half_life=half_life, exchange=exchange, market=market)
     frame = result.frame
-    kind = f"dataset.{name or label}"
-    tables = app.lake.tables(features, exchange=exchange, market=market, interval=interval, symbols=syms)
-    for (sym,), part in frame.group_by(["symbol"], maintain_order=True):
-        src = next(t for t in tables if t.symbol == sym)
-        app.lake.write(part, exchange=src.exchange, market=src.market, kind=kind, symbol=str(sym),
-                       interval=interval, metadata={"hydraquant.features": json.dumps(result.features),
-                                                   "hydraquant.target": target})
+    kind = store_dataset(app.lake, result, name or label, interval, exchange=exchange, market=market)
     if out is not None:
-        tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex}.tmp")
-        try:
-            frame.write_csv(tmp) if out.suffix == ".csv" else frame.write_parquet(tmp)
-            os.replace(tmp, out)
-        finally:
-            tmp.unlink(missing_ok=True)
+        write_table_file(frame, out)
     app.console.print(f"{kind}/{interval}: {frame.height:,} rows, {len(result.features)} features, "
                       f"target {target!r}" + (f", written to {out}" if out else ""))
 

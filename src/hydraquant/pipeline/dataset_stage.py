@@ -16,7 +16,7 @@ import polars as pl
 from hydraquant import labels as L
 from hydraquant.data.lake import Lake
 from hydraquant.errors import HydraError
-from hydraquant.pipeline.features_stage import META_FEATURES
+from hydraquant.pipeline.features_stage import META_FEATURES, stored_feature_list
 
 WEIGHTS = ("balanced", "recency", "uniqueness")
 
@@ -26,6 +26,7 @@ class DatasetResult:
     frame: pl.DataFrame
     features: list[str]
     target: str
+    features_kind: str = "features"
 
 
 def _weights(part: pl.DataFrame, grid: pl.Series, kinds: list[str], half_life: str) -> pl.Series:
@@ -55,8 +56,7 @@ def build_dataset(
     if unknown:
         raise HydraError(f"unknown weight kind(s) {sorted(unknown)}", hint=f"use {', '.join(WEIGHTS)}")
     feats = lake.scan(features_kind, symbols, exchange=exchange, market=market, interval=interval).collect()
-    table = lake.tables(features_kind, exchange=exchange, market=market, interval=interval, symbols=symbols)[0]
-    names = json.loads(lake.metadata(table)[META_FEATURES])
+    names = stored_feature_list(lake, features_kind, interval, symbols[0], exchange=exchange, market=market)
     labs = lake.scan(f"labels.{label}", symbols, exchange=exchange, market=market, interval=interval).collect()
     if target not in labs.columns:
         cols = [c for c in labs.columns if c not in ("ts", "symbol", "t_end")]
@@ -75,4 +75,26 @@ def build_dataset(
             frame = frame.with_columns(pl.col("weight") * L.class_balanced_weights(frame[target]))
         frame = frame.with_columns(L.normalize_mean(frame["weight"]))
     ordered = ["ts", "symbol", *names, target, "t_end"] + (["weight"] if weights else [])
-    return DatasetResult(frame.select(ordered), names, target)
+    return DatasetResult(frame.select(ordered), names, target, features_kind)
+
+
+def store_dataset(
+    lake: Lake,
+    result: DatasetResult,
+    name: str,
+    interval: str,
+    *,
+    exchange: str | None = None,
+    market: str | None = None,
+) -> str:
+    """Write the training table as ``dataset.<name>`` next to its feature tables; returns the kind."""
+    kind = f"dataset.{name}"
+    meta = {META_FEATURES: json.dumps(result.features), "hydraquant.target": result.target}
+    symbols = result.frame.get_column("symbol").unique().to_list()
+    sources = {t.symbol: t for t in lake.tables(result.features_kind, exchange=exchange, market=market,
+                                                interval=interval, symbols=symbols)}
+    for (symbol,), part in result.frame.group_by(["symbol"], maintain_order=True):
+        src = sources[str(symbol)]
+        lake.write(part, exchange=src.exchange, market=src.market, kind=kind, symbol=str(symbol),
+                   interval=interval, metadata=meta)
+    return kind

@@ -14,6 +14,8 @@ from datetime import datetime, timedelta
 import polars as pl
 
 from hydraquant.data.lake import Lake, parse_time_bound
+from hydraquant.errors import LakeError
+from hydraquant.features.inputs import prepare_bars
 from hydraquant.features.registry import available_inputs, build_features, registry, resolve
 from hydraquant.pipeline.inputs import load_inputs
 from hydraquant.timeframes import interval_us
@@ -50,16 +52,13 @@ def build_feature_table(
     name: str | None = None,
 ) -> FeatureTableResult:
     """Compute the named sets/groups/features and store them (one table per symbol)."""
-    probe = load_inputs(lake, symbols, interval, start=start, end=end, source=source,
-                        exchange=exchange, market=market)
-    from hydraquant.features.inputs import prepare_bars
-
-    names = resolve(sets, have=available_inputs(prepare_bars(probe.bars), probe.side))
-    lookback = warmup_span(names, interval)
-    inputs = probe if start is None or lookback == timedelta(0) else load_inputs(
-        lake, symbols, interval, start=start, end=end, lookback=lookback, source=source,
-        exchange=exchange, market=market,
-    )
+    # Warm-up is sized from the requested names before any data is read ("all"
+    # may include features whose inputs turn out to be absent: a little more
+    # history than needed, never less), so the lake is read once.
+    lookback = warmup_span(resolve(sets), interval) if start is not None else timedelta(0)
+    inputs = load_inputs(lake, symbols, interval, start=start, end=end, lookback=lookback, source=source,
+                         exchange=exchange, market=market)
+    names = resolve(sets, have=available_inputs(prepare_bars(inputs.bars), inputs.side))
     table = build_features(inputs.bars, names, interval=interval, side=inputs.side)
     t0 = parse_time_bound(start)
     if t0 is not None:
@@ -77,7 +76,5 @@ def build_feature_table(
 def stored_feature_list(lake: Lake, kind: str, interval: str, symbol: str, **filters) -> list[str]:
     tables = lake.tables(kind, interval=interval, symbols=[symbol], **filters)
     if not tables:
-        from hydraquant.errors import LakeError
-
         raise LakeError(f"no {kind}/{interval} table for {symbol}", hint="build it with `hydraquant features`")
     return json.loads(lake.metadata(tables[0])[META_FEATURES])

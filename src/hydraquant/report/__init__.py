@@ -1,0 +1,1 @@
+"""Presentation: rich tables for the terminal (HTML reports will live here too)."""
