@@ -65,6 +65,31 @@ def market_day(
 
 
 @njit(cache=True)
+def _advance_drift(t, x, cur, drift, ch, head, j, carry_exp, carry_c, t_out, c_out, horizon_us):
+    """Integrate the planted drift from ``cur`` to time ``t``, retiring every
+    component (yesterday's carry-over or today's) that expires on the way.
+
+    Returns the new (log-price, time, drift, carry head, today's head).
+    """
+    while True:
+        if ch < carry_exp.shape[0] and carry_exp[ch] <= t:
+            x += drift * (carry_exp[ch] - cur)
+            cur = carry_exp[ch]
+            drift -= carry_c[ch]
+            ch += 1
+        elif head < j and t_out[head] + horizon_us <= t:
+            te = t_out[head] + horizon_us
+            x += drift * (te - cur)
+            cur = te
+            drift -= c_out[head]
+            head += 1
+        else:
+            break
+    x += drift * (t - cur)
+    return x, t, drift, ch, head
+
+
+@njit(cache=True)
 def symbol_day(
     seed: int,
     sigma: np.ndarray,
@@ -146,22 +171,9 @@ def symbol_day(
     for k in range(n_sec):
         sec_start = k * US
         # advance the planted drift to the start of this second
-        while True:
-            if ch < carry_exp.shape[0] and carry_exp[ch] <= sec_start:
-                x += drift * (carry_exp[ch] - cur)
-                cur = carry_exp[ch]
-                drift -= carry_c[ch]
-                ch += 1
-            elif head < j and t_out[head] + horizon_us <= sec_start:
-                te = t_out[head] + horizon_us
-                x += drift * (te - cur)
-                cur = te
-                drift -= c_out[head]
-                head += 1
-            else:
-                break
-        x += drift * (sec_start - cur)
-        cur = sec_start
+        x, cur, drift, ch, head = _advance_drift(
+            sec_start, x, cur, drift, ch, head, j, carry_exp, carry_c, t_out, c_out, horizon_us
+        )
         mid_sec[k] = math.exp(x)
         sk = sigma[k]
         x += sk * diff_scale * (beta * common_z[k] + idio * np.random.standard_normal())
@@ -173,22 +185,9 @@ def symbol_day(
         kappa = edge * sk * math.sqrt(3.0 / rate[k]) if rate[k] > 0 else 0.0
         for i in range(n):
             t = sec_start + int(offs[i] * US)
-            while True:
-                if ch < carry_exp.shape[0] and carry_exp[ch] <= t:
-                    x += drift * (carry_exp[ch] - cur)
-                    cur = carry_exp[ch]
-                    drift -= carry_c[ch]
-                    ch += 1
-                elif head < j and t_out[head] + horizon_us <= t:
-                    te = t_out[head] + horizon_us
-                    x += drift * (te - cur)
-                    cur = te
-                    drift -= c_out[head]
-                    head += 1
-                else:
-                    break
-            x += drift * (t - cur)
-            cur = t
+            x, cur, drift, ch, head = _advance_drift(
+                t, x, cur, drift, ch, head, j, carry_exp, carry_c, t_out, c_out, horizon_us
+            )
             # size: log-normal body with a Pareto tail
             if np.random.random() < tail_prob:
                 q = q_med * tail_scale * np.random.random() ** (-1.0 / tail_alpha)
@@ -215,21 +214,9 @@ def symbol_day(
 
     # settle the drift to the end of the day and hand over what is still running
     end = n_sec * US
-    while True:
-        if ch < carry_exp.shape[0] and carry_exp[ch] <= end:
-            x += drift * (carry_exp[ch] - cur)
-            cur = carry_exp[ch]
-            drift -= carry_c[ch]
-            ch += 1
-        elif head < j and t_out[head] + horizon_us <= end:
-            te = t_out[head] + horizon_us
-            x += drift * (te - cur)
-            cur = te
-            drift -= c_out[head]
-            head += 1
-        else:
-            break
-    x += drift * (end - cur)
+    x, cur, drift, ch, head = _advance_drift(
+        end, x, cur, drift, ch, head, j, carry_exp, carry_c, t_out, c_out, horizon_us
+    )
     n_carry = (carry_exp.shape[0] - ch) + (j - head)
     next_exp = np.empty(n_carry, np.int64)
     next_c = np.empty(n_carry, np.float64)
