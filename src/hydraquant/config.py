@@ -14,10 +14,11 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from hydraquant.backtest.config import BacktestConfig
 from hydraquant.errors import ConfigError
 
 DEFAULT_BINANCE_URL = "https://data.binance.vision"
@@ -54,8 +55,19 @@ class QuickstartConfig(Section):
     intervals: tuple[str, ...] = ("250ms", "1m")
 
 
+class RegistryConfig(Section):
+    root: Path = Path("models")
+
+
+class RunsConfig(Section):
+    root: Path = Path("runs")
+
+
 class HydraConfig(Section):
     lake: LakeConfig = LakeConfig()
+    backtest: BacktestConfig = BacktestConfig()
+    registry: RegistryConfig = RegistryConfig()
+    runs: RunsConfig = RunsConfig()
     binance: BinanceConfig = BinanceConfig()
     bars: BarsConfig = BarsConfig()
     quickstart: QuickstartConfig = QuickstartConfig()
@@ -64,6 +76,10 @@ class HydraConfig(Section):
 def _allowed_keys(model: type[BaseModel], path: tuple[Any, ...]) -> list[str]:
     current: Any = model
     for part in path:
+        if isinstance(part, int):  # an item of a list/tuple of sections
+            args = [a for a in get_args(current) if a is not Ellipsis]
+            current = args[0] if args else None
+            continue
         field = getattr(current, "model_fields", {}).get(part)
         if field is None:
             return []
@@ -71,13 +87,15 @@ def _allowed_keys(model: type[BaseModel], path: tuple[Any, ...]) -> list[str]:
     return sorted(getattr(current, "model_fields", {}))
 
 
-def _format_errors(exc: ValidationError, source: str) -> str:
+def format_validation_errors(exc: ValidationError, source: str, model: type[BaseModel] | None = None) -> str:
+    """One line per error: the dotted key, what was wrong, and (for unknown keys) the allowed ones."""
+    model = model or HydraConfig
     lines = []
     for err in exc.errors():
         loc = tuple(err["loc"])
         dotted = ".".join(str(p) for p in loc)
         if err["type"] == "extra_forbidden":
-            allowed = _allowed_keys(HydraConfig, loc[:-1])
+            allowed = _allowed_keys(model, loc[:-1])
             section = ".".join(str(p) for p in loc[:-1]) or "top level"
             lines.append(
                 f"unknown key '{dotted}' in {source}; allowed keys in {section}: {', '.join(allowed)}"
@@ -103,13 +121,25 @@ def parse_override(text: str) -> tuple[list[str], Any]:
 
 
 def _apply(data: dict[str, Any], path: list[str], value: Any, origin: str) -> None:
-    node = data
-    for part in path[:-1]:
-        child = node.setdefault(part, {})
-        if not isinstance(child, dict):
-            raise ConfigError(f"{origin}: '{'.'.join(path)}' goes through '{part}', which is not a section")
-        node = child
-    node[path[-1]] = value
+    """Set ``value`` at the dotted ``path``; numeric parts index into arrays (``models.0.name``)."""
+    node: Any = data
+    for i, part in enumerate(path):
+        last = i == len(path) - 1
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise ConfigError(f"{origin}: '{'.'.join(path)}': '{part}' is not an index of a list of "
+                                  f"{len(node)} item(s)", hint="use a 0-based index, e.g. models.0.name")
+            if last:
+                node[int(part)] = value
+            else:
+                node = node[int(part)]
+            continue
+        if not isinstance(node, dict):
+            raise ConfigError(f"{origin}: '{'.'.join(path)}' goes through '{path[i - 1]}', which is not a section")
+        if last:
+            node[part] = value
+        else:
+            node = node.setdefault(part, {})
 
 
 def load_config(
@@ -143,4 +173,4 @@ def load_config(
         return HydraConfig.model_validate(data)
     except ValidationError as exc:
         origin = source + (" with --set overrides" if overrides else "")
-        raise ConfigError(_format_errors(exc, origin)) from None
+        raise ConfigError(format_validation_errors(exc, origin)) from None

@@ -42,7 +42,7 @@ def test_unknown_key_names_dotted_path_and_allowed_keys(tmp_path):
 
 
 def test_unknown_section_and_mistyped_value(tmp_path):
-    with pytest.raises(ConfigError, match="unknown key 'lakes'.*allowed keys in top level: bars, binance"):
+    with pytest.raises(ConfigError, match="unknown key 'lakes'.*allowed keys in top level: backtest, bars, binance"):
         load_config(write(tmp_path, "[lakes]\nroot='x'\n"), environ={})
     with pytest.raises(ConfigError, match="'binance.workers'"):
         load_config(overrides=["binance.workers=lots"], environ={})

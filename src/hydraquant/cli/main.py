@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from hydraquant import __version__
 from hydraquant.cli.context import AppContext
@@ -35,14 +36,14 @@ def _version(value: bool) -> None:
 def main_options(
     ctx: typer.Context,
     lake: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option("--lake", help="Lake directory (else config lake.root, else $HYDRAQUANT_LAKE, else ./lake)."),
     ] = None,
     config: Annotated[
-        Optional[Path], typer.Option("--config", "-c", help="TOML config file (validated; unknown keys are rejected).")
+        Path | None, typer.Option("--config", "-c", help="TOML config file (validated; unknown keys are rejected).")
     ] = None,
     set_: Annotated[
-        Optional[list[str]], typer.Option("--set", help="Override a config key: --set section.key=value (repeatable).")
+        list[str] | None, typer.Option("--set", help="Override a config key: --set section.key=value (repeatable).")
     ] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks and debug logs.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and errors.")] = False,
@@ -69,13 +70,25 @@ def main_options(
 
 
 def _register_commands() -> None:
-    from hydraquant.cli import bars_cmd, data_cmd, quickstart_cmd, research_cmd, simulate_cmd
+    from hydraquant.cli import (
+        backtest_cmd,
+        bars_cmd,
+        data_cmd,
+        models_cmd,
+        quickstart_cmd,
+        research_cmd,
+        run_cmd,
+        simulate_cmd,
+    )
 
     data_cmd.register(app)
     bars_cmd.register(app)
     research_cmd.register(app)
     simulate_cmd.register(app)
     quickstart_cmd.register(app)
+    run_cmd.register(app)
+    backtest_cmd.register(app)
+    models_cmd.register(app)
 
 
 _register_commands()
@@ -93,11 +106,12 @@ def main(argv: list[str] | None = None) -> int:
     except HydraError as exc:
         if debug:
             err.print_exception()
-        err.print(f"[bold red]error:[/] {exc.message}", highlight=False, soft_wrap=True)
+        # messages are plain text: escape them so "[file x, row 3]" is printed, not eaten as markup
+        err.print(f"[bold red]error:[/] {escape(exc.message)}", highlight=False, soft_wrap=True)
         if exc.hint:
-            err.print(f"  [yellow]->[/] {exc.hint}", highlight=False, soft_wrap=True)
+            err.print(f"  [yellow]->[/] {escape(exc.hint)}", highlight=False, soft_wrap=True)
         return exc.exit_code
-    except Exception as exc:  # noqa: BLE001 - last resort: never a bare traceback
+    except Exception as exc:
         if debug:
             raise
         err.print(f"[bold red]internal error:[/] {type(exc).__name__}: {exc}", highlight=False)

@@ -52,16 +52,38 @@ def build_dataset(
     exchange: str | None = None,
     market: str | None = None,
 ) -> DatasetResult:
-    unknown = set(weights) - set(WEIGHTS)
-    if unknown:
-        raise HydraError(f"unknown weight kind(s) {sorted(unknown)}", hint=f"use {', '.join(WEIGHTS)}")
     feats = lake.scan(features_kind, symbols, exchange=exchange, market=market, interval=interval).collect()
     names = stored_feature_list(lake, features_kind, interval, symbols[0], exchange=exchange, market=market)
     labs = lake.scan(f"labels.{label}", symbols, exchange=exchange, market=market, interval=interval).collect()
+    return assemble_dataset(feats, labs, names, target=target, weights=weights, half_life=half_life,
+                            features_kind=features_kind, source=f"labels.{label}")
+
+
+def assemble_dataset(
+    feats: pl.DataFrame,
+    labs: pl.DataFrame,
+    names: list[str],
+    *,
+    target: str = "label",
+    weights: list[str] | tuple[str, ...] = (),
+    half_life: str = "30d",
+    keep: list[str] | tuple[str, ...] = (),
+    features_kind: str = "features",
+    source: str = "labels",
+) -> DatasetResult:
+    """Join labels (``ts, symbol, <target>, t_end`` + ``keep`` side columns) onto features, add weights.
+
+    Rows whose label is unknown are dropped; ``keep`` carries label side
+    columns (e.g. ``target_key``) for row selection — they are never features.
+    """
+    unknown = set(weights) - set(WEIGHTS)
+    if unknown:
+        raise HydraError(f"unknown weight kind(s) {sorted(unknown)}", hint=f"use {', '.join(WEIGHTS)}")
     if target not in labs.columns:
         cols = [c for c in labs.columns if c not in ("ts", "symbol", "t_end")]
-        raise HydraError(f"label table labels.{label} has no column {target!r}", hint=f"choose --target from {cols}")
-    labs = labs.select("ts", "symbol", pl.col(target), "t_end").filter(pl.col(target).is_not_null())
+        raise HydraError(f"label table {source} has no column {target!r}", hint=f"choose the target from {cols}")
+    extra = [c for c in keep if c != target]
+    labs = labs.select("ts", "symbol", pl.col(target), "t_end", *extra).filter(pl.col(target).is_not_null())
     joined = labs.join(feats.select("ts", "symbol", *names), on=["ts", "symbol"], how="inner")
     parts = []
     for (symbol,), part in joined.sort(["symbol", "ts"]).group_by(["symbol"], maintain_order=True):
@@ -74,7 +96,7 @@ def build_dataset(
         if "balanced" in weights:  # across all symbols: the model sees one pooled class mix
             frame = frame.with_columns(pl.col("weight") * L.class_balanced_weights(frame[target]))
         frame = frame.with_columns(L.normalize_mean(frame["weight"]))
-    ordered = ["ts", "symbol", *names, target, "t_end"] + (["weight"] if weights else [])
+    ordered = ["ts", "symbol", *names, target, "t_end"] + (["weight"] if weights else []) + extra
     return DatasetResult(frame.select(ordered), names, target, features_kind)
 
 

@@ -37,6 +37,21 @@ def _atr_needs(p: dict[str, Any]) -> dict[str, str]:
     return {"atr_14": "atr_col"} if p.get("unit") == "atr" else {}
 
 
+def _exit_from_lagged_entry(frame: pl.DataFrame, horizon: int, *, side: int = 1, entry_lag: int = 12,
+                            interval: str | None = None, **kwargs: Any) -> pl.DataFrame:
+    """L6 on hypothetical positions: at every bar, a ``side`` position opened ``entry_lag`` bars earlier.
+
+    The entry price is the close ``entry_lag`` bars back — known at t, so the
+    label's inputs stay causal; only the label itself looks ``horizon`` ahead.
+    """
+    if side not in (1, -1) or entry_lag < 1:
+        raise HydraError(f"exit label: side must be 1 or -1 and entry_lag >= 1 (got {side}, {entry_lag})")
+    positions = frame.with_columns(pl.lit(side, dtype=pl.Int8).alias("side"),
+                                   pl.col("close").shift(entry_lag).alias("entry_price"))
+    table = L.exit_labels(positions.filter(pl.col("entry_price").is_not_null()), horizon, interval=interval, **kwargs)
+    return frame.select("ts").join(table, on="ts", how="left")
+
+
 LABELERS: dict[str, Labeler] = {
     "direction": Labeler(L.fixed_horizon_direction, "L1 up over the next N bars (dead_zone -> 3 class)",
                          defaults={"horizon": 12}, positional="horizon"),
@@ -52,6 +67,8 @@ LABELERS: dict[str, Labeler] = {
     "trend_regime": Labeler(L.trend_regime, "L5 3-class ranging/up/down (seed 002)"),
     "market_state": Labeler(L.market_state, "L5 4-state STRONG_TREND/RANGING/VOLATILE/CHOPPY",
                             needs=lambda p: {"adx_14": "adx_col", "atr_percentile": "atr_pct_col"}),
+    "exit": Labeler(_exit_from_lagged_entry, "L6 exit-now-beats-holding for a position opened entry_lag bars ago",
+                    defaults={"horizon": 12}, positional="horizon"),
     "turning_points": Labeler(L.turning_points, "L7 Peak/Slope/Bottom over horizons H0-H5 (seed 003)"),
     "cusum": Labeler(L.cusum_filter, "L9 CUSUM event filter", defaults={"threshold": 0.005},
                      positional="threshold"),

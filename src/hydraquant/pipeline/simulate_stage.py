@@ -46,6 +46,7 @@ def simulate_into_lake(
     planted_edge: float = 0.0,
     start: date | None = None,
     activity: float = 1.0,
+    edge_horizon_s: float | None = None,
     progress: bool = False,
 ) -> SimSummary:
     """Generate and ingest the simulated market; every chunk is validated like real data."""
@@ -54,6 +55,8 @@ def simulate_into_lake(
     params = dict(symbols=symbols, days=days, seed=seed, planted_edge=planted_edge, activity=activity)
     if start is not None:
         params["start"] = start
+    if edge_horizon_s is not None:
+        params["edge_horizon_s"] = edge_horizon_s
     cfg = SimConfig(**params)
     summary = SimSummary()
     with Progress(
