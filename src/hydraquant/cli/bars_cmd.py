@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 from rich.table import Table
@@ -15,12 +15,12 @@ def bars_cmd(
     symbols: Annotated[list[str], typer.Option(help="Symbols (comma or repeat).")],
     interval: Annotated[str, typer.Option(help="Bar interval: 250ms, 1s, 1m, 15m, 4h, 1d ...")],
     source: Annotated[str, typer.Option(help="trades (aggTrades, else trades) or klines (resample).")] = "trades",
-    from_interval: Annotated[str | None, typer.Option(help="Source kline interval when --source klines.")] = "1m",
-    empty: Annotated[str | None, typer.Option(help="Empty intervals: drop (default) or ffill.")] = None,
-    start: Annotated[str | None, typer.Option(help="From (inclusive), ISO date/time.")] = None,
-    end: Annotated[str | None, typer.Option(help="To; a bare date includes that whole day.")] = None,
-    exchange: Annotated[str | None, typer.Option(help="Exchange (when ambiguous).")] = None,
-    market: Annotated[str | None, typer.Option(help="Market (when ambiguous).")] = None,
+    from_interval: Annotated[Optional[str], typer.Option(help="Source kline interval when --source klines.")] = "1m",
+    empty: Annotated[Optional[str], typer.Option(help="Empty intervals: drop (default) or ffill.")] = None,
+    start: Annotated[Optional[str], typer.Option(help="From (inclusive), ISO date/time.")] = None,
+    end: Annotated[Optional[str], typer.Option(help="To; a bare date includes that whole day.")] = None,
+    exchange: Annotated[Optional[str], typer.Option(help="Exchange (when ambiguous).")] = None,
+    market: Annotated[Optional[str], typer.Option(help="Market (when ambiguous).")] = None,
 ) -> None:
     """Build bars into the lake (kind bars/<interval>, or klines/<interval> when resampling)."""
     from hydraquant.pipeline.bars_stage import build_bars

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import polars as pl
 import typer
@@ -48,10 +48,10 @@ def fetch_binance_cmd(
     symbols: Annotated[list[str], typer.Option(help="Symbols, e.g. BTCUSDT ETHUSDT (comma or repeat).")],
     start: Annotated[str, typer.Option(help="First day YYYY-MM-DD (or month YYYY-MM with --monthly).")],
     end: Annotated[str, typer.Option(help="Last day, inclusive.")],
-    interval: Annotated[str | None, typer.Option(help="Kline interval (klines, markPriceKlines, premiumIndexKlines).")] = None,
+    interval: Annotated[Optional[str], typer.Option(help="Kline interval (klines, markPriceKlines, premiumIndexKlines).")] = None,
     monthly: Annotated[bool, typer.Option("--monthly", help="Use the monthly files instead of daily ones.")] = False,
-    base_url: Annotated[str | None, typer.Option(help="Archive base URL (default: config binance.base_url).")] = None,
-    workers: Annotated[int | None, typer.Option(help="Parallel downloads (default: config binance.workers).")] = None,
+    base_url: Annotated[Optional[str], typer.Option(help="Archive base URL (default: config binance.base_url).")] = None,
+    workers: Annotated[Optional[int], typer.Option(help="Parallel downloads (default: config binance.workers).")] = None,
 ) -> None:
     """Download Binance public-archive files, verify their checksums and ingest them.
 
@@ -115,18 +115,18 @@ def fetch_binance_cmd(
 
 def import_cmd(
     ctx: typer.Context,
-    file: Annotated[Path | None, typer.Argument(help="CSV/CSV.GZ/ZIP/Parquet/Feather/JSON file to import.")] = None,
+    file: Annotated[Optional[Path], typer.Argument(help="CSV/CSV.GZ/ZIP/Parquet/Feather/JSON file to import.")] = None,
     kind: Annotated[str, typer.Option(
         help="auto (the file's own kind), klines, trades, aggTrades, funding, open_interest, bookTicker, "
         "liquidations, markPriceKlines.")] = "auto",
-    symbol: Annotated[str | None, typer.Option(help="Symbol to store under (inferred for some families).")] = None,
-    map_: Annotated[list[str] | None, typer.Option("--map", help="Rename a source column: --map SOURCE=NAME.")] = None,
-    tz: Annotated[str | None, typer.Option(help="Timezone of naive timestamps (default UTC; LEAN: US/Eastern).")] = None,
+    symbol: Annotated[Optional[str], typer.Option(help="Symbol to store under (inferred for some families).")] = None,
+    map_: Annotated[Optional[list[str]], typer.Option("--map", help="Rename a source column: --map SOURCE=NAME.")] = None,
+    tz: Annotated[Optional[str], typer.Option(help="Timezone of naive timestamps (default UTC; LEAN: US/Eastern).")] = None,
     fmt: Annotated[str, typer.Option("--format", help="Force a family id (see --list-formats); default: detect.")] = "auto",
-    exchange: Annotated[str | None, typer.Option(help="Exchange name in the lake (default: detected).")] = None,
-    market: Annotated[str | None, typer.Option(help="Market name in the lake (default: detected).")] = None,
-    interval: Annotated[str | None, typer.Option(help="Kline interval (default: inferred from the data).")] = None,
-    repair: Annotated[list[str] | None, typer.Option(help="Opt-in repairs: sort, dedupe.")] = None,
+    exchange: Annotated[Optional[str], typer.Option(help="Exchange name in the lake (default: detected).")] = None,
+    market: Annotated[Optional[str], typer.Option(help="Market name in the lake (default: detected).")] = None,
+    interval: Annotated[Optional[str], typer.Option(help="Kline interval (default: inferred from the data).")] = None,
+    repair: Annotated[Optional[list[str]], typer.Option(help="Opt-in repairs: sort, dedupe.")] = None,
     list_formats: Annotated[bool, typer.Option("--list-formats", help="List every supported file family and exit.")] = False,
 ) -> None:
     """Import a file from any supported source family into the lake (see docs/data-families.md)."""
@@ -181,9 +181,9 @@ def import_cmd(
 @data_app.command("status")
 def status_cmd(
     ctx: typer.Context,
-    kind: Annotated[str | None, typer.Option(help="Only this kind.")] = None,
-    exchange: Annotated[str | None, typer.Option(help="Only this exchange.")] = None,
-    symbols: Annotated[list[str] | None, typer.Option(help="Only these symbols.")] = None,
+    kind: Annotated[Optional[str], typer.Option(help="Only this kind.")] = None,
+    exchange: Annotated[Optional[str], typer.Option(help="Only this exchange.")] = None,
+    symbols: Annotated[Optional[list[str]], typer.Option(help="Only these symbols.")] = None,
 ) -> None:
     """Coverage per exchange/market/kind/symbol: first, last, rows, missing days, gaps."""
     from hydraquant.data.coverage import coverage
@@ -201,12 +201,12 @@ def export_cmd(
     ctx: typer.Context,
     kind: Annotated[str, typer.Argument(help="Lake kind: aggTrades, trades, klines, bars, funding, open_interest, features, ...")],
     out: Annotated[Path, typer.Option(help="Output file: .csv or .parquet.")],
-    symbols: Annotated[list[str] | None, typer.Option(help="Symbols (default: all).")] = None,
-    interval: Annotated[str | None, typer.Option(help="Interval for klines/bars/features.")] = None,
-    start: Annotated[str | None, typer.Option(help="From (inclusive), ISO date/time.")] = None,
-    end: Annotated[str | None, typer.Option(help="To; a bare date includes that whole day.")] = None,
-    exchange: Annotated[str | None, typer.Option(help="Exchange (needed when ambiguous).")] = None,
-    market: Annotated[str | None, typer.Option(help="Market (needed when ambiguous).")] = None,
+    symbols: Annotated[Optional[list[str]], typer.Option(help="Symbols (default: all).")] = None,
+    interval: Annotated[Optional[str], typer.Option(help="Interval for klines/bars/features.")] = None,
+    start: Annotated[Optional[str], typer.Option(help="From (inclusive), ISO date/time.")] = None,
+    end: Annotated[Optional[str], typer.Option(help="To; a bare date includes that whole day.")] = None,
+    exchange: Annotated[Optional[str], typer.Option(help="Exchange (needed when ambiguous).")] = None,
+    market: Annotated[Optional[str], typer.Option(help="Market (needed when ambiguous).")] = None,
 ) -> None:
     """Write any lake table back out as CSV or Parquet (atomically)."""
     from hydraquant.data.files import check_table_file, write_table_file

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 from rich.table import Table
@@ -11,12 +11,12 @@ from rich.table import Table
 from hydraquant.cli.context import app_context, split_symbols
 from hydraquant.errors import HydraError
 
-Symbols = Annotated[list[str] | None, typer.Option(help="Symbols (comma or repeat).")]
-Interval = Annotated[str | None, typer.Option(help="Bar interval, e.g. 250ms or 1m.")]
-Start = Annotated[str | None, typer.Option(help="From (inclusive), ISO date/time.")]
-End = Annotated[str | None, typer.Option(help="To; a bare date includes that whole day.")]
-Exchange = Annotated[str | None, typer.Option(help="Exchange (when ambiguous).")]
-Market = Annotated[str | None, typer.Option(help="Market (when ambiguous).")]
+Symbols = Annotated[Optional[list[str]], typer.Option(help="Symbols (comma or repeat).")]
+Interval = Annotated[Optional[str], typer.Option(help="Bar interval, e.g. 250ms or 1m.")]
+Start = Annotated[Optional[str], typer.Option(help="From (inclusive), ISO date/time.")]
+End = Annotated[Optional[str], typer.Option(help="To; a bare date includes that whole day.")]
+Exchange = Annotated[Optional[str], typer.Option(help="Exchange (when ambiguous).")]
+Market = Annotated[Optional[str], typer.Option(help="Market (when ambiguous).")]
 
 
 def _need(value, flag: str):
@@ -27,13 +27,13 @@ def _need(value, flag: str):
 
 def features_cmd(
     ctx: typer.Context,
-    sets: Annotated[list[str] | None, typer.Option("--set", help="Feature set, group or feature name (repeatable); 'all' = every feature whose inputs exist.")] = None,
+    sets: Annotated[Optional[list[str]], typer.Option("--set", help="Feature set, group or feature name (repeatable); 'all' = every feature whose inputs exist.")] = None,
     symbols: Symbols = None,
     interval: Interval = None,
     start: Start = None,
     end: End = None,
     source: Annotated[str, typer.Option(help="auto (trade bars, else klines), bars or klines.")] = "auto",
-    name: Annotated[str | None, typer.Option(help="Store as features.<name> instead of features.")] = None,
+    name: Annotated[Optional[str], typer.Option(help="Store as features.<name> instead of features.")] = None,
     exchange: Exchange = None,
     market: Market = None,
     list_: Annotated[bool, typer.Option("--list", help="List every registered feature and exit.")] = False,
@@ -70,7 +70,7 @@ def features_cmd(
 
 def label_cmd(
     ctx: typer.Context,
-    spec: Annotated[str | None, typer.Option(help="NAME[:key=value,...], e.g. triple_barrier:tp=0.02,sl=0.01,horizon=60,unit=pct")] = None,
+    spec: Annotated[Optional[str], typer.Option(help="NAME[:key=value,...], e.g. triple_barrier:tp=0.02,sl=0.01,horizon=60,unit=pct")] = None,
     symbols: Symbols = None,
     interval: Interval = None,
     start: Start = None,
@@ -112,15 +112,15 @@ def label_cmd(
 
 def dataset_cmd(
     ctx: typer.Context,
-    label: Annotated[str | None, typer.Option(help="Label table name (labels.<name>), e.g. triple_barrier.")] = None,
+    label: Annotated[Optional[str], typer.Option(help="Label table name (labels.<name>), e.g. triple_barrier.")] = None,
     symbols: Symbols = None,
     interval: Interval = None,
     target: Annotated[str, typer.Option(help="Label column to learn.")] = "label",
     features: Annotated[str, typer.Option(help="Feature table kind (features or features.<name>).")] = "features",
-    weights: Annotated[list[str] | None, typer.Option(help="balanced, recency, uniqueness (multiplied; mean 1).")] = None,
+    weights: Annotated[Optional[list[str]], typer.Option(help="balanced, recency, uniqueness (multiplied; mean 1).")] = None,
     half_life: Annotated[str, typer.Option(help="Recency half-life, e.g. 30d.")] = "30d",
-    name: Annotated[str | None, typer.Option(help="Store as dataset.<name> in the lake (default: the label name).")] = None,
-    out: Annotated[Path | None, typer.Option(help="Also write the table to FILE.parquet or FILE.csv.")] = None,
+    name: Annotated[Optional[str], typer.Option(help="Store as dataset.<name> in the lake (default: the label name).")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Also write the table to FILE.parquet or FILE.csv.")] = None,
     exchange: Exchange = None,
     market: Market = None,
 ) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
@@ -16,7 +16,7 @@ def simulate_cmd(
     days: Annotated[int, typer.Option(help="Number of UTC days.")] = 1,
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same market).")] = 0,
     planted_edge: Annotated[float, typer.Option(help="Strength of the planted predictable component (0 = none).")] = 0.0,
-    start: Annotated[str | None, typer.Option(help="First day YYYY-MM-DD.")] = None,
+    start: Annotated[Optional[str], typer.Option(help="First day YYYY-MM-DD.")] = None,
     activity: Annotated[float, typer.Option(help="Scale of trade rates (1.0 = BTC-like 1-3 M trades/day).")] = 1.0,
 ) -> None:
     """Simulate aggTrades, funding (8 h) and open interest (5 min); see docs/simulator.md."""

@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from hydraquant.data import csv_nb
 from hydraquant.data.download import DownloadResult, DownloadTask, download_files
 from hydraquant.data.schema import TS, conform, schema_for
 from hydraquant.errors import ConfigError, DataError, HydraError
@@ -433,6 +434,43 @@ def parse_archive_csv(data: bytes, *, kind: str, market: str, source: str) -> pl
         column count, missing header column, empty required value or text in
         a numeric column.
     """
+    plan = plan_archive_csv(data, kind=kind, market=market, source=source)
+    if plan is None:
+        return schema_for(archive_kind(kind).lake_kind).empty()
+    end = len(data)
+    while end > plan.body_start and data[end - 1] in b"\r\n\t ":
+        end -= 1
+    if end <= plan.body_start:
+        return schema_for(plan.lake_kind).empty()
+    frame, _ = parse_archive_body(data, plan.body_start, end, plan, source=source)
+    return frame
+
+
+@dataclass(frozen=True)
+class CsvPlan:
+    """How to read the data lines of one archive CSV, decided from its first line.
+
+    ``body_start`` is the byte offset of the first data line (after a BOM and
+    header); ``fast_kinds`` is the per-column field kind for the compiled
+    parser (:mod:`hydraquant.data.csv_nb`), or None for layouts it does not
+    cover (text timestamps).
+    """
+
+    layout: Layout
+    lake_kind: str
+    width: int
+    wanted: tuple[tuple[int, Col], ...]
+    body_start: int
+    has_header: bool
+    fast_kinds: np.ndarray | None = field(default=None, compare=False)
+
+
+def plan_archive_csv(head: bytes, *, kind: str, market: str, source: str) -> CsvPlan | None:
+    """Read the BOM/header of ``head`` (the file's first bytes) into a :class:`CsvPlan`.
+
+    ``head`` must hold at least the whole first line.  Returns None for a file
+    with no lines at all.
+    """
     market = normalise_market(market)
     spec = archive_kind(kind)
     native = [lay for lay in LAYOUTS[spec.name] if market in lay.markets]
@@ -441,42 +479,89 @@ def parse_archive_csv(data: bytes, *, kind: str, market: str, source: str) -> pl
     # The market's own column sets win ties (USD-M vs COIN-M trades have the
     # same width); the other markets' sets are a fallback for odd mirrors.
     layouts = native + [lay for lay in LAYOUTS[spec.name] if lay not in native]
-
-    # Work on offsets into ``data``: slicing a day of trades would copy ~100 MB
-    # several times over, which is most of an ingest's peak memory.
-    start = 3 if data.startswith(b"\xef\xbb\xbf") else 0
-    end = len(data)
-    while end > start and data[end - 1] in b"\r\n\t ":
-        end -= 1
-    if end <= start:
-        return schema_for(spec.lake_kind).empty()
-    first_end = data.find(b"\n", start, end)
-    first_line = data[start : end if first_end < 0 else first_end].rstrip(b"\r").decode("utf-8", "replace")
+    start = 3 if head.startswith(b"\xef\xbb\xbf") else 0
+    if start >= len(head) or not head[start:].strip():
+        return None
+    first_end = head.find(b"\n", start)
+    line_end = len(head) if first_end < 0 else first_end
+    first_line = head[start:line_end].rstrip(b"\r\t ").decode("utf-8", "replace")
     fields = [f.strip() for f in first_line.split(",")]
     has_header = bool(fields[0]) and (fields[0][0].isalpha() or fields[0][0] == "_")
-
     if has_header:
         layout, positions = _match_header(fields, layouts, source)
-        body_start = end if first_end < 0 else first_end + 1
+        body_start = len(head) if first_end < 0 else first_end + 1
     else:
         layout = _match_width(len(fields), layouts, source)
         positions = list(range(len(layout.columns)))
         body_start = start
     width = len(fields)
-    if body_start >= end:
-        return schema_for(spec.lake_kind).empty()
-    lines = data.count(b"\n", body_start, end) + 1
-    if data.count(b",", body_start, end) != lines * (width - 1):
-        width_error = _width_error(data[body_start:end], width, source)
+    wanted = tuple((pos, col) for pos, col in zip(positions, layout.columns, strict=True) if col.target)
+    fast: np.ndarray | None = None
+    if all(col.time in (None, "epoch") and col.dtype in (_I, _F, _B) for _, col in wanted):
+        codes = {_I: csv_nb.INT, _F: csv_nb.FLOAT, _B: csv_nb.BOOL}
+        fast = np.full(width, csv_nb.SKIP, dtype=np.int8)
+        for pos, col in wanted:
+            fast[pos] = codes[col.dtype]
+    return CsvPlan(layout, spec.lake_kind, width, wanted, body_start, has_header, fast)
+
+
+def parse_archive_body(
+    data: bytes | memoryview,
+    start: int,
+    end: int,
+    plan: CsvPlan,
+    *,
+    source: str,
+    row_offset: int = 0,
+    unit: int | None = None,
+) -> tuple[pl.DataFrame, int | None]:
+    """Parse the complete data lines ``data[start:end]`` into the lake schema.
+
+    ``row_offset`` (data lines before ``start``) keeps error rows file-global
+    when a file is parsed in chunks; ``unit`` fixes the epoch unit (us per
+    tick) decided on an earlier chunk.  Returns the frame and the unit used.
+    The compiled parser handles clean numeric layouts; anything it declines
+    goes through polars, which also produces the precise error messages.
+    """
+    if end <= start:
+        return schema_for(plan.lake_kind).empty(), unit
+    rows = data.count(b"\n", start, end) + (0 if data[end - 1] == 10 else 1)
+    if plan.fast_kinds is not None:
+        buf = np.frombuffer(data, dtype=np.uint8, count=end - start, offset=start)
+        parsed, status, ints, floats, bools, slow = csv_nb.parse_numeric_csv(buf, plan.fast_kinds, rows)
+        if status == csv_nb.OK and (slow.shape[0] == 0 or csv_nb.fix_slow_floats(buf, floats, slow)):
+            columns: dict[str, pl.Series] = {}
+            slots = {csv_nb.INT: 0, csv_nb.FLOAT: 0, csv_nb.BOOL: 0}
+            for pos, col in sorted(plan.wanted, key=lambda pc: pc[0]):
+                code = int(plan.fast_kinds[pos])
+                slot = slots[code]
+                slots[code] += 1
+                values = (ints, floats, bools)[code - 1][slot]
+                columns[col.target] = pl.Series(col.target, values.view(np.bool_) if code == csv_nb.BOOL else values)
+            time_col = next(col.target for _, col in plan.wanted if col.time)
+            ts, unit = _epoch_to_ts(columns[time_col], unit)
+            columns[time_col] = ts.alias(time_col)
+            return conform(pl.DataFrame([columns[c.target] for _, c in plan.wanted]), plan.lake_kind), unit
+        logger.debug("%s: compiled parser declined line %d; using polars", source, row_offset + parsed + 1)
+    try:
+        return _parse_body_polars(bytes(data[start:end]), plan, source, unit)
+    except DataError as exc:
+        if row_offset and exc.row is not None:
+            raise DataError(
+                exc.message.partition("] ")[2] if exc.message.startswith("[") else exc.message,
+                file=exc.file, row=exc.row + row_offset, column=exc.column, hint=exc.hint,
+            ) from None
+        raise
+
+
+def _parse_body_polars(body: bytes, plan: CsvPlan, source: str, unit: int | None) -> tuple[pl.DataFrame, int | None]:
+    """General path: polars' CSV reader with explicit dtypes (any layout, nulls allowed)."""
+    width, wanted = plan.width, plan.wanted
+    lines = body.count(b"\n") + 1
+    if body.count(b",") != lines * (width - 1):
+        width_error = _width_error(body, width, source)
         if width_error is not None:
             raise width_error
-    # polars reads the original buffer; the header/BOM line is skipped, and a
-    # copy is made only in the rare case of trailing spaces/tabs after the data
-    clean_tail = all(b in b"\r\n" for b in data[end:])
-    body = data if clean_tail and start == 0 else data[start:end]
-    skip = 1 if has_header else 0
-
-    wanted = [(pos, col) for pos, col in zip(positions, layout.columns, strict=True) if col.target]
     csv_schema = {f"c{i}": _S for i in range(width)}
     for pos, col in wanted:
         csv_schema[f"c{pos}"] = col.dtype
@@ -485,16 +570,15 @@ def parse_archive_csv(data: bytes, *, kind: str, market: str, source: str) -> pl
         raw = pl.read_csv(
             body,
             has_header=False,
-            skip_rows=skip,
             schema=csv_schema,
             columns=projection,
             quote_char=None,
         )
     except (pl.exceptions.ComputeError, pl.exceptions.InvalidOperationError) as exc:
-        raise _diagnose(data[body_start:end], wanted, width, source, exc) from None
+        raise _diagnose(body, list(wanted), width, source, exc) from None
 
-    lake = schema_for(spec.lake_kind)
-    exprs: list[pl.Expr] = []
+    lake = schema_for(plan.lake_kind)
+    exprs: list[pl.Expr | pl.Series] = []
     for pos, col in wanted:
         name = f"c{pos}"
         if col.target in lake.required and raw.get_column(name).null_count():
@@ -507,12 +591,13 @@ def parse_archive_csv(data: bytes, *, kind: str, market: str, source: str) -> pl
                 hint=_FIX_HINT,
             )
         if col.time == "epoch":
-            exprs.append(_epoch_to_ts(raw.get_column(name)).alias(col.target))
+            ts, unit = _epoch_to_ts(raw.get_column(name), unit)
+            exprs.append(ts.alias(col.target))
         elif col.time == "text":
             exprs.append(_text_to_ts(raw.get_column(name), source, col.name).alias(col.target))
         else:
             exprs.append(pl.col(name).alias(col.target))
-    return conform(raw.select(exprs), spec.lake_kind)
+    return conform(raw.select(exprs), plan.lake_kind), unit
 
 
 def parse_archive_zip(path: Path | str, *, kind: str, market: str) -> pl.DataFrame:
@@ -706,13 +791,18 @@ def _epoch_unit(max_abs: int) -> int:
     return 0  # nanoseconds (divide)
 
 
-def _epoch_to_ts(values: pl.Series) -> pl.Series:
+def _epoch_to_ts(values: pl.Series, unit: int | None = None) -> tuple[pl.Series, int | None]:
+    """Epoch integers to ``ts``; the unit is judged on ``values`` unless given.
+
+    Chunked parsing passes the unit of the first chunk, so a file is read in
+    one unit throughout, as when it is parsed in one go.
+    """
     if values.len() == 0:
-        return values.cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
-    max_abs = int(values.abs().max() or 0)  # type: ignore[arg-type]
-    unit = _epoch_unit(max_abs)
+        return values.cast(pl.Datetime("us")).dt.replace_time_zone("UTC"), unit
+    if unit is None:
+        unit = _epoch_unit(int(values.abs().max() or 0))  # type: ignore[arg-type]
     us = values // 1_000 if unit == 0 else values * unit
-    return us.cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
+    return us.cast(pl.Datetime("us")).dt.replace_time_zone("UTC"), unit
 
 
 def _text_to_ts(values: pl.Series, source: str, column: str) -> pl.Series:
@@ -720,7 +810,7 @@ def _text_to_ts(values: pl.Series, source: str, column: str) -> pl.Series:
     if values.len() == 0:
         return pl.Series(values.name, [], dtype=TS)
     if values.str.contains(r"^\d+$").all():
-        return _epoch_to_ts(values.cast(pl.Int64))
+        return _epoch_to_ts(values.cast(pl.Int64))[0]
     parsed = values.str.to_datetime(
         "%Y-%m-%d %H:%M:%S%.f", time_unit="us", time_zone="UTC", strict=False
     )

@@ -61,6 +61,7 @@ def validate(
     source: str,
     interval: str | None = None,
     now: datetime | None = None,
+    row_offset: int = 0,
 ) -> ValidationReport:
     """Check ``frame`` (already conformed to ``kind``'s schema, in file order).
 
@@ -68,13 +69,16 @@ def validate(
     gaps (for interval kinds) otherwise.  Every check is first evaluated as
     one vectorised "is anything wrong?" pass over the columns; the offending
     row is located only when something is, so clean multi-million-row days
-    validate in a fraction of a second.
+    validate in a fraction of a second.  ``row_offset`` (rows of the file
+    before this frame) keeps reported rows file-global when a file is
+    validated chunk by chunk (see :func:`validate_chunk`).
     """
     schema = schema_for(kind)
     n = frame.height
 
     def fail(message: str, row: int | None, column: str | None, hint: str) -> None:
-        raise DataError(message, file=source, row=None if row is None else row + 1, column=column, hint=hint)
+        raise DataError(message, file=source, row=None if row is None else row + row_offset + 1, column=column,
+                        hint=hint)
 
     for col in schema.required:
         if col not in frame.columns:
@@ -164,23 +168,144 @@ def validate(
     return ValidationReport(n, first, last, gaps)
 
 
-def _check_duplicate_keys(frame: pl.DataFrame, kind: str, schema, fail) -> None:
-    """Repeated rows by the kind's key; strictly increasing integer ids prove uniqueness cheaply."""
+def _increasing_key(frame: pl.DataFrame, key: list[str]) -> str | None:
+    """A null-free integer key column that strictly increases: it alone proves the keys unique."""
+    for col in key:
+        if (
+            frame.schema[col].is_integer()
+            and frame.get_column(col).null_count() == 0
+            and frame.select((pl.col(col).diff() > 0).all(ignore_nulls=True)).item()
+        ):
+            return col
+    return None
+
+
+def _dup_key(frame: pl.DataFrame, kind: str) -> list[str]:
+    schema = schema_for(kind)
     n = frame.height
     key = [k for k in schema.key if k in frame.columns and frame.get_column(k).null_count() < n]
     if kind == "trades" and "trade_id" not in key:
         key = ["ts", "price", "qty", "is_buyer_maker"]
+    return key
+
+
+def _check_duplicate_keys(frame: pl.DataFrame, kind: str, schema, fail) -> None:
+    """Repeated rows by the kind's key; strictly increasing integer ids prove uniqueness cheaply."""
+    key = _dup_key(frame, kind)
     if not key:
         return
-    if len(key) == 1 and frame.schema[key[0]].is_integer():
-        if frame.select((pl.col(key[0]).diff() > 0).all(ignore_nulls=True)).item():
-            return
+    if _increasing_key(frame, key) is not None:
+        return
     dup = pl.struct(key).is_duplicated()
     if not frame.select(dup.any()).item():
         return
     row = _first_row(frame, dup & ~pl.struct(key).is_first_distinct())
     fail(f"duplicated row (same {', '.join(key)})", row, key[0],
          "remove the duplicated rows (or pass --repair dedupe) and import again")
+
+
+# --------------------------------------------------------------------------- chunked validation
+
+
+@dataclass(frozen=True)
+class ChunkCarry:
+    """What validating the next chunk of a file must know about the chunks before it.
+
+    ``key_col`` names an integer key column that has strictly increased over
+    every row so far (which proves the keys unique without remembering
+    them); None once that proof is lost, and the caller must then check the
+    keys of the whole file (:func:`check_unique_keys`) before committing.
+    """
+
+    rows: int
+    first: datetime
+    last: datetime
+    last_ts_us: int
+    key_col: str | None
+    last_key: int | None
+    gaps: tuple[Gap, ...] = ()
+    key_checked: bool = True
+
+    def report(self) -> ValidationReport:
+        return ValidationReport(self.rows, self.first, self.last, list(self.gaps))
+
+
+def validate_chunk(
+    frame: pl.DataFrame,
+    kind: str,
+    *,
+    source: str,
+    carry: ChunkCarry | None,
+    interval: str | None = None,
+    now: datetime | None = None,
+) -> ChunkCarry | None:
+    """Validate the next chunk of a file (rows in file order) given the previous chunks' carry.
+
+    Same checks and messages as :func:`validate` on the whole file, with
+    file-global rows: each chunk is validated on its own, then the border
+    with the previous chunk is checked (time going backwards, a repeated
+    timestamp for strictly increasing kinds, a gap for interval kinds, the
+    continuity of the increasing key).  Returns the new carry (None while no
+    rows were seen).
+    """
+    if frame.height == 0:
+        return carry
+    offset = carry.rows if carry is not None else 0
+    report = validate(frame, kind, source=source, interval=interval, now=now, row_offset=offset)
+    ts = frame.get_column("ts")
+    first_us = int(ts.dt.epoch("us")[0])
+    last_us = int(ts.dt.epoch("us")[-1])
+    gaps = list(carry.gaps) if carry is not None else []
+    if carry is not None:
+        where = offset + 1
+        if first_us < carry.last_ts_us:
+            raise DataError(
+                f"timestamps go backwards ({carry.last} then {ts[0]}): rows are not in time order",
+                file=source, row=where, column="ts",
+                hint="sort the file by time (or pass --repair sort) and import again",
+            )
+        if kind in STRICTLY_INCREASING and first_us == carry.last_ts_us:
+            raise DataError(f"duplicate timestamp {ts[0]}", file=source, row=where, column="ts",
+                            hint="remove the duplicated rows (or pass --repair dedupe) and import again")
+        if interval:
+            step = interval_us(interval)
+            if first_us - carry.last_ts_us > step:
+                gaps.append(Gap(carry.last, ts[0], (first_us - carry.last_ts_us) // step - 1))
+    gaps.extend(report.gaps)
+    key_col, last_key, key = None, None, []
+    if kind not in STRICTLY_INCREASING:
+        key = _dup_key(frame, kind)
+        col = _increasing_key(frame, key) if key else None
+        if col is not None and (
+            carry is None
+            or (carry.key_col == col and carry.last_key is not None and int(frame.get_column(col)[0]) > carry.last_key)
+        ):
+            key_col, last_key = col, int(frame.get_column(col)[-1])
+    return ChunkCarry(
+        rows=offset + frame.height,
+        first=carry.first if carry is not None else ts[0],
+        last=ts[-1],
+        last_ts_us=last_us,
+        key_col=key_col,
+        last_key=last_key,
+        gaps=tuple(gaps),
+        key_checked=not key or key_col is not None,
+    )
+
+
+def check_unique_keys(frame: pl.DataFrame, kind: str, *, source: str) -> None:
+    """Whole-file duplicate-key check for chunked input whose keys were not proven unique.
+
+    ``frame`` holds (at least) the key columns of every row, in file order;
+    only the keys need to be in memory, not the file.
+    """
+    if kind in STRICTLY_INCREASING or frame.height == 0:
+        return
+
+    def fail(message: str, row: int | None, column: str | None, hint: str) -> None:
+        raise DataError(message, file=source, row=None if row is None else row + 1, column=column, hint=hint)
+
+    _check_duplicate_keys(frame, kind, schema_for(kind), fail)
 
 
 def repair(frame: pl.DataFrame, kind: str, actions: set[str]) -> pl.DataFrame:
