@@ -23,13 +23,25 @@ that deliberately differ, and runs a prefix experiment: recompute both on the
 first bars only (cut mid-block) and count prefix rows whose value changed.
 A causal feature set changes none.
 
-Run: ``.venv/bin/python bench/features.py [--activity 1.3] [--seed 0] [--repeat 3]``
+``--steps`` adds one timing per optimisation step of issue 3, measured by
+turning the steps off again, newest first, in the same run (each variant
+must return exactly the same features, which the script asserts): without
+the compiled kernels (block profile, radix ranking), without the
+post-processing changes in the builder, without the fused polars queries,
+and without the per-build memo (every feature recomputes its inputs, as
+before issue 3).
+
+Run: ``.venv/bin/python bench/features.py [--activity 1.3] [--seed 0] [--repeat 3] [--steps]``
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib
 import time
+from collections.abc import Callable
+from unittest import mock
 
 import numpy as np
 import pandas as pd
@@ -275,6 +287,120 @@ def causality_lines(bars: pl.DataFrame, got: pl.DataFrame, seed: pd.DataFrame) -
     ]
 
 
+# --------------------------------------------------------------------------- steps (ablation)
+
+
+def _polars_block_profile(ts, close, volume, *, block_us: int, bin_bps: float):
+    """The pre-issue-3 block profile: polars group_by/sort/join instead of one compiled pass."""
+    from hydraquant.features.structure import bin_price, price_bins
+
+    frame = pl.DataFrame(
+        {
+            "block": ts.dt.epoch("us") // block_us,
+            "bin": pl.Series(price_bins(close, bin_bps)).fill_nan(None).cast(pl.Int64),
+            "volume": pl.Series(np.asarray(volume, dtype=np.float64)).fill_nan(None),
+        }
+    )
+    prof = frame.drop_nulls().group_by(["block", "bin"]).agg(pl.col("volume").sum())
+    poc = (
+        prof.sort(["block", "volume", "bin"], descending=[False, True, False])
+        .group_by("block", maintain_order=True)
+        .first()
+        .select("block", pl.col("bin").alias("poc"))
+    )
+    lvn = (
+        prof.sort(["block", "volume", "bin"])
+        .group_by("block", maintain_order=True)
+        .first()
+        .select("block", pl.col("bin").alias("lvn"))
+    )
+    levels = poc.join(lvn, on="block").with_columns((pl.col("block") + 1).alias("use_in"))
+    rows = (
+        frame.select("block")
+        .with_row_index("_row")
+        .join(levels.drop("block"), left_on="block", right_on="use_in", how="left")
+        .sort("_row")
+    )
+    return tuple(
+        bin_price(rows.get_column(c).cast(pl.Float64).fill_null(float("nan")).to_numpy(), bin_bps)
+        for c in ("poc", "lvn")
+    )
+
+
+def _unique_codes(x):
+    """The pre-issue-3 ranking step of the rolling rank: np.unique (a serial comparison sort)."""
+    x = np.asarray(x, dtype=np.float64)
+    finite = np.isfinite(x)
+    codes = np.full(x.shape[0], -1, dtype=np.int64)
+    distinct, inverse = np.unique(x[finite], return_inverse=True)
+    codes[finite] = inverse
+    return codes, int(distinct.shape[0])
+
+
+def _step_patches() -> list[tuple[str, Callable[[contextlib.ExitStack], None]]]:
+    """(label, patcher) per optimisation step, newest first; each patcher undoes its step."""
+    reg = importlib.import_module("hydraquant.features.registry")
+    inputs = importlib.import_module("hydraquant.features.inputs")
+    structure = importlib.import_module("hydraquant.features.structure")
+    calendar = importlib.import_module("hydraquant.features.calendar")
+    one_at_a_time = inputs.rolling_many
+
+    def kernels(stack: contextlib.ExitStack) -> None:
+        stack.enter_context(
+            mock.patch.object(structure, "block_profile_levels", _polars_block_profile)
+        )
+        stack.enter_context(mock.patch.object(inputs, "dense_codes", _unique_codes))
+
+    def post_processing(stack: contextlib.ExitStack) -> None:
+        def per_column(specs, ctx):  # normalise every column on its own, as before
+            return pl.DataFrame([reg._evaluate(spec, ctx) for spec in specs])
+
+        def grouped(frame):  # always regroup, even one symbol
+            return [(k[0], b) for k, b in frame.group_by(["symbol"], maintain_order=True)]
+
+        stack.enter_context(mock.patch.object(reg, "evaluate_symbol", per_column))
+        stack.enter_context(mock.patch.object(reg, "_by_symbol", grouped))
+        stack.enter_context(
+            mock.patch.object(reg, "_sort_by_symbol_ts", lambda f: f.sort(["symbol", "ts"]))
+        )
+
+    def fused(stack: contextlib.ExitStack) -> None:
+        def separately(requests, *, ddof=1):  # one polars query per window statistic
+            return [one_at_a_time([r], ddof=ddof)[0] for r in requests]
+
+        stack.enter_context(mock.patch.object(inputs, "rolling_many", separately))
+        stack.enter_context(mock.patch.object(calendar, "_utc_clock", lambda ctx: None))
+
+    def memo(stack: contextlib.ExitStack) -> None:
+        stack.enter_context(
+            mock.patch.object(reg.FeatureContext, "cached", lambda self, key, compute: compute())
+        )
+
+    return [
+        ("- compiled block profile + radix ranking", kernels),
+        ("- one post-processing select, single-symbol path", post_processing),
+        ("- fused rolling queries (MOI family, mean+std), clock once", fused),
+        ("- per-build memo (= every feature alone, pre-issue-3 structure)", memo),
+    ]
+
+
+def step_lines(bars: pl.DataFrame, got: pl.DataFrame, seed_best: float, repeat: int) -> list[str]:
+    """Time the build with the optimisation steps undone one by one (cumulatively)."""
+    lines = ["steps (undone cumulatively, newest first; outputs asserted identical):"]
+    with contextlib.ExitStack() as stack:
+        for label, undo in _step_patches():
+            undo(stack)
+            t = best_of(lambda: ours(bars), repeat=repeat)
+            for name in FEATURE_COLS:
+                a, b = got.get_column(name).to_numpy(), t.result.get_column(name).to_numpy()
+                assert np.array_equal(a, b, equal_nan=True), f"{label}: {name} changed"
+            lines.append(
+                f"    {label:<66} {t.best:.3f} s  runs {[round(r, 3) for r in t.runs]}  "
+                f"-> {seed_best / t.best:.2f}x vs pandas"
+            )
+    return lines
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -283,6 +409,9 @@ def main() -> None:
     parser.add_argument("--activity", type=float, default=1.3, help="simulator trade-rate scale")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--steps", action="store_true", help="also time the build with each optimisation undone"
+    )
     args = parser.parse_args()
 
     start = time.perf_counter()
@@ -322,6 +451,8 @@ def main() -> None:
         ),
         f"ratio: {speed} (target >= 2x faster while causal: {'OK' if ratio >= 2 else 'MISSED'})",
     ]
+    if args.steps:
+        lines += step_lines(bars, got, t_seed.best, args.repeat)
     lines += agreement_lines(got, seed)
     lines += causality_lines(bars, got, seed)
     lines.append(f"process peak RSS: {rss_peak_mb():,.0f} MB")

@@ -142,3 +142,21 @@ def test_forward_extremes_kernel_against_numpy():
         for i in range(500 - h):
             assert fm[i] == x[i + 1 : i + h + 1].max() and fn[i] == x[i + 1 : i + h + 1].min()
         assert np.isnan(fm[500 - h :]).all()
+
+
+def test_numeric_regime_codes_from_the_feature_map_to_keys() -> None:
+    """The vol_regime feature emits 0/1/2 codes; they must give the same keys as LOW/MID/HIGH names."""
+    from datetime import datetime, timedelta
+
+    n = 40
+    close = 100.0 + np.sin(np.arange(n)) * 2
+    ts = [datetime(2024, 1, 1) + timedelta(minutes=i) for i in range(n)]
+    names = ["LOW", "MID", "HIGH"]
+    codes = np.arange(n) % 3
+    base = pl.DataFrame({"ts": ts, "close": close, "vol_5m": np.full(n, 0.01)}).with_columns(
+        pl.col("ts").dt.replace_time_zone("UTC").dt.cast_time_unit("us"))
+    by_code = fee_adjusted_mfe(base.with_columns(pl.Series("vol_regime", codes.astype(float))), 3, interval="1m")
+    by_name = fee_adjusted_mfe(base.with_columns(pl.Series("vol_regime", [names[c] for c in codes])), 3,
+                               interval="1m")
+    assert by_code["target_key"].drop_nulls().len() > 0
+    assert by_code["target_key"].to_list() == by_name["target_key"].to_list()

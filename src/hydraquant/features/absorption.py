@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hydraquant.features.inputs import EPS, rolling_z, simple_returns, window
+from hydraquant.features.inputs import EPS, returns, rolling_z, window
 from hydraquant.features.registry import FeatureContext, feature
 
 GROUP = "absorption"
@@ -22,14 +22,14 @@ MIN_MOVE = 1e-6
 
 
 def _move(ctx: FeatureContext) -> np.ndarray:
-    """|relative close change| floored at MIN_MOVE; NaN on the first bar."""
-    return np.maximum(np.abs(simple_returns(ctx.col("close"))), MIN_MOVE)
+    """|relative close change| floored at MIN_MOVE; NaN on the first bar (once per build)."""
+    return ctx.cached(("abs_move",), lambda: np.maximum(np.abs(returns(ctx)), MIN_MOVE))
 
 
 @feature("absorption_raw", group=GROUP, warmup=1)
 def absorption_raw(ctx: FeatureContext) -> np.ndarray:
     """Volume per unit of relative price move in this bar."""
-    return ctx.col("volume").astype(np.float64) / _move(ctx)
+    return ctx.fcol("volume") / _move(ctx)
 
 
 @feature("absorption_z", group=GROUP, warmup=2, warmup_time=Z_WINDOW)
@@ -41,7 +41,7 @@ def absorption_z(ctx: FeatureContext) -> np.ndarray:
 @feature("price_impact", group=GROUP, warmup=1)
 def price_impact(ctx: FeatureContext) -> np.ndarray:
     """Relative price move per unit of volume in this bar (inverse of absorption)."""
-    return _move(ctx) / (ctx.col("volume").astype(np.float64) + EPS)
+    return _move(ctx) / (ctx.fcol("volume") + EPS)
 
 
 @feature("price_impact_z", group=GROUP, warmup=2, warmup_time=Z_WINDOW)

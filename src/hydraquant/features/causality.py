@@ -179,10 +179,11 @@ def _compare(name: str, what: str, expected: np.ndarray, got: np.ndarray, rtol: 
         return []
     i = int(bad[0])
     return [
-        f"{name}: {what}: {bad.size} row(s) differ, first at row {i} "
-        f"(full data {expected[i]!r}, {'prefix' if 'prefix' in what else 'perturbed'} {got[i]!r})"
-        " — "
-        "the value depends on later bars"
+        (
+            f"{name}: {what}: {bad.size} row(s) differ, first at row {i} "
+            f"(full data {expected[i]!r}, {'prefix' if 'prefix' in what else 'perturbed'} "
+            f"{got[i]!r}) — the value depends on later bars"
+        )
     ]
 
 

@@ -15,7 +15,8 @@ Conventions (shared by every kernel, documented once):
   tests/unit/test_indicator_crosscheck.py.
 * **Leading NaNs** are skipped: the series starts at its first finite value.
 * **Interior NaNs** produce NaN at that row and leave the state untouched, so
-  one missing bar does not erase hours of history.
+  one missing bar does not erase hours of history (``wilder_atr_nb`` can
+  instead restart after one: ``restart_after_nan``, used by ``atr_14``).
 """
 
 from __future__ import annotations
@@ -106,24 +107,57 @@ def rsi(close: np.ndarray, n: int = 14) -> np.ndarray:
 
 
 @nb.njit(**_NB)
-def true_range_nb(high: np.ndarray, low: np.ndarray, close: np.ndarray) -> np.ndarray:
-    """True range; the first bar (no previous close) uses high - low."""
+def wilder_atr_nb(
+    high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int, restart_after_nan: bool
+) -> np.ndarray:
+    """Wilder ATR: the mean of the first ``n`` true ranges, then
+    ATR_t = (ATR_{t-1} * (n - 1) + TR_t) / n (``ta``'s recurrence, so both agree
+    to the last bits from the first value on).
+
+    A bar without a true range (missing high/low) is NaN.  ``restart_after_nan``
+    picks what happens next: True re-seeds from the following n bars (the
+    volatility group's ``atr_14``: an ATR spanning a data hole is not trusted);
+    False keeps the state, as every other kernel here (one missing bar does
+    not erase hours of history).  The bar after a missing close uses high - low.
+    """
     size = high.shape[0]
-    out = np.empty(size)
+    out = np.full(size, np.nan)
+    count = 0
+    acc = 0.0
+    prev_close = np.nan
     for i in range(size):
-        hl = high[i] - low[i]
-        if i == 0 or not np.isfinite(close[i - 1]):
-            out[i] = hl
+        tr = high[i] - low[i]
+        if np.isfinite(prev_close):
+            tr = max(tr, abs(high[i] - prev_close), abs(low[i] - prev_close))
+        prev_close = close[i]
+        if not np.isfinite(tr):
+            if restart_after_nan:
+                count = 0
+                acc = 0.0
+            continue
+        if count < n:
+            acc += tr
+            count += 1
+            if count == n:
+                acc = acc / n
+                out[i] = acc
         else:
-            pc = close[i - 1]
-            out[i] = max(hl, abs(high[i] - pc), abs(low[i] - pc))
+            acc = (acc * (n - 1) + tr) / n
+            out[i] = acc
     return out
 
 
-def atr(high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int = 14) -> np.ndarray:
+def atr(
+    high: np.ndarray,
+    low: np.ndarray,
+    close: np.ndarray,
+    n: int = 14,
+    *,
+    restart_after_nan: bool = False,
+) -> np.ndarray:
     """Wilder ATR; first value at row n-1 (mean of the first n true ranges, as in ``ta``)."""
     h, lo, c = (np.ascontiguousarray(a, dtype=np.float64) for a in (high, low, close))
-    return wilder(true_range_nb(h, lo, c), n)
+    return wilder_atr_nb(h, lo, c, int(n), bool(restart_after_nan))
 
 
 @nb.njit(**_NB)

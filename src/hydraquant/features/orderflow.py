@@ -20,8 +20,8 @@ from hydraquant.features.inputs import (
     EPS,
     diff,
     pct_change,
+    rolling_many,
     rolling_mean,
-    rolling_std,
     rolling_sum,
     rolling_z,
     safe_div,
@@ -42,10 +42,46 @@ INTENSITY_Z_WINDOW = "125s"  # seed: 500 bars
 def moi(ctx: FeatureContext, duration: str) -> np.ndarray:
     """Signed / total volume over the trailing ``duration``; 0 where no volume traded."""
     n = window(ctx, duration)
-    signed = rolling_sum(ctx.col("signed_volume"), n)
-    total = rolling_sum(ctx.col("volume"), n)
+    return ctx.cached(("moi", n), lambda: _moi(ctx, n))
+
+
+def _moi(ctx: FeatureContext, n: int) -> np.ndarray:
+    signed, total = rolling_many(
+        [(ctx.fcol("signed_volume"), "sum", n), (ctx.fcol("volume"), "sum", n)]
+    )
     out = safe_div(signed, total)
     return np.where(total == 0.0, 0.0, out)
+
+
+def moi_1s_family(ctx: FeatureContext) -> dict[str, np.ndarray]:
+    """MOI_1s and every trailing statistic the MOI_1s-derived features need, computed once.
+
+    Why fused: MOI_z, AggressionPersistence and MOI_flip_rate each need
+    rolling windows over the same MOI_1s; here the MOI is built once and all
+    four windows run in one parallel query instead of eleven features
+    rebuilding MOI_1s and its windows one at a time.
+    """
+    return ctx.cached(("moi_1s_family",), lambda: _moi_1s_family(ctx))
+
+
+def _moi_1s_family(ctx: FeatureContext) -> dict[str, np.ndarray]:
+    m = moi(ctx, "1s")
+    a = np.abs(m)
+    sign = np.sign(m)
+    prev = shift(sign, 1)
+    changed = np.where(np.isnan(sign) | np.isnan(prev), np.nan, (sign != prev).astype(np.float64))
+    n = window(ctx, STATS_WINDOW, min_bars=2)
+    std, abs_mean, abs_std, flips = rolling_many(
+        [(m, "std", n), (a, "mean", n), (a, "std", n), (changed, "sum", window(ctx, FLIP_WINDOW))]
+    )
+    return {
+        "moi": m,
+        "abs": a,
+        "std": std,
+        "abs_mean": abs_mean,
+        "abs_std": abs_std,
+        "flips": flips,
+    }
 
 
 def _moi_feature(ctx: FeatureContext) -> np.ndarray:
@@ -62,13 +98,14 @@ for _name, _dur in MOI_WINDOWS.items():
 @feature("MOI_std", group=GROUP, inputs=FLOW, warmup=1, warmup_time="26s")
 def moi_std(ctx: FeatureContext) -> np.ndarray:
     """Trailing 25 s std of MOI_1s: how erratic the flow currently is."""
-    return rolling_std(moi(ctx, "1s"), window(ctx, STATS_WINDOW, min_bars=2))
+    return moi_1s_family(ctx)["std"]
 
 
 @feature("MOI_z", group=GROUP, inputs=FLOW, warmup=1, warmup_time="26s")
 def moi_z(ctx: FeatureContext) -> np.ndarray:
     """|MOI_1s| in units of its trailing 25 s std (seed 000's definition)."""
-    return np.abs(moi(ctx, "1s")) / (moi_std(ctx) + EPS)
+    fam = moi_1s_family(ctx)
+    return fam["abs"] / (fam["std"] + EPS)
 
 
 def _delta_velocity(ctx: FeatureContext) -> np.ndarray:
@@ -97,18 +134,14 @@ def moi_acceleration(ctx: FeatureContext) -> np.ndarray:
 @feature("AggressionPersistence", group=GROUP, inputs=FLOW, warmup=1, warmup_time="26s")
 def aggression_persistence(ctx: FeatureContext) -> np.ndarray:
     """Mean / std of |MOI_1s| over 25 s: steady one-sided aggression scores high."""
-    n = window(ctx, STATS_WINDOW, min_bars=2)
-    a = np.abs(moi(ctx, "1s"))
-    return rolling_mean(a, n) / (rolling_std(a, n) + EPS)
+    fam = moi_1s_family(ctx)
+    return fam["abs_mean"] / (fam["abs_std"] + EPS)
 
 
 @feature("MOI_flip_rate", group=GROUP, inputs=FLOW, warmup=1, warmup_time="62s")
 def moi_flip_rate(ctx: FeatureContext) -> np.ndarray:
     """Sign changes of MOI_1s within the last 60 s: choppy versus one-way flow."""
-    sign = np.sign(moi(ctx, "1s"))
-    prev = shift(sign, 1)
-    changed = np.where(np.isnan(sign) | np.isnan(prev), np.nan, (sign != prev).astype(np.float64))
-    return rolling_sum(changed, window(ctx, FLIP_WINDOW))
+    return moi_1s_family(ctx)["flips"]
 
 
 def _moi_roc(ctx: FeatureContext) -> np.ndarray:
@@ -125,7 +158,7 @@ for _name, _lag in {"MOI_roc_1s": "1s", "MOI_roc_5s": "5s"}.items():
 
 def _cum_delta(ctx: FeatureContext) -> np.ndarray:
     """Raw signed volume summed over a trailing window (net aggressive buying)."""
-    return rolling_sum(ctx.col("signed_volume"), window(ctx, ctx.params["window"]))
+    return rolling_sum(ctx.fcol("signed_volume"), window(ctx, ctx.params["window"]))
 
 
 for _name, _dur in {"cum_delta_1m": "1m", "cum_delta_5m": "5m"}.items():
@@ -135,15 +168,13 @@ for _name, _dur in {"cum_delta_1m": "1m", "cum_delta_5m": "5m"}.items():
 @feature("trade_intensity", group=GROUP, inputs=("trade_count",), warmup_time=STATS_WINDOW)
 def trade_intensity(ctx: FeatureContext) -> np.ndarray:
     """Mean trades per bar over the last 25 s."""
-    return rolling_mean(ctx.col("trade_count").astype(np.float64), window(ctx, STATS_WINDOW))
+    return rolling_mean(ctx.fcol("trade_count"), window(ctx, STATS_WINDOW))
 
 
 @feature("trade_intensity_z", group=GROUP, inputs=("trade_count",), warmup_time="126s")
 def trade_intensity_z(ctx: FeatureContext) -> np.ndarray:
     """Trades in this bar as a z-score against the trailing 125 s."""
-    return rolling_z(
-        ctx.col("trade_count").astype(np.float64), window(ctx, INTENSITY_Z_WINDOW, min_bars=2)
-    )
+    return rolling_z(ctx.fcol("trade_count"), window(ctx, INTENSITY_Z_WINDOW, min_bars=2))
 
 
 @feature(
@@ -152,8 +183,8 @@ def trade_intensity_z(ctx: FeatureContext) -> np.ndarray:
 def taker_buy_sell_ratio(ctx: FeatureContext) -> np.ndarray:
     """Aggressive buy / sell volume over 5 m (Binance's taker ratio); NaN without sells."""
     n = window(ctx, ctx.params["window"])
-    buy_bar = ctx.col("buy_volume").astype(np.float64)
-    buy = rolling_sum(buy_bar, n)
-    sell = rolling_sum(ctx.col("volume") - buy_bar, n)  # per bar first: all-buy bars give exact 0
+    buy_bar = ctx.fcol("buy_volume")
+    sell_bar = ctx.fcol("volume") - buy_bar  # per bar first: all-buy bars give exact 0
+    buy, sell = rolling_many([(buy_bar, "sum", n), (sell_bar, "sum", n)])
     ratio = safe_div(buy, sell)
     return np.where(sell > 0.0, ratio, np.nan)

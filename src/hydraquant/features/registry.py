@@ -9,14 +9,22 @@ sorted by ts, plus optional side inputs already aligned causally) and returns
 one value per bar (``pl.Series``, ``np.ndarray`` or a ``pl.Expr`` evaluated
 on the bar frame).  Panel features (scope="panel", cross-sectional ranks)
 receive the long multi-symbol frame of already computed features instead.
+
+Shared intermediates (returns, MOI sums, volume-profile levels, ATR...) are
+memoised per build in the context (:meth:`FeatureContext.cached`): many
+features derive from the same few inputs, and recomputing them per feature
+was most of the build time.  The memo lives exactly as long as one symbol's
+evaluation inside one :func:`build_features` call — never global — and its
+arrays are read-only, so a feature cannot corrupt what its neighbours see.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 import polars as pl
@@ -25,6 +33,8 @@ from hydraquant.errors import HydraError
 from hydraquant.timeframes import interval_us
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 # Inputs a feature may require. "ohlcv": open/high/low/close/volume;
 # "orderflow": signed_volume and buy_volume (trade bars, or klines with
@@ -49,6 +59,8 @@ class FeatureContext:
     ``side``: side inputs (funding, open_interest, book, liquidations) as frames
     with a ``ts`` column, each ALREADY as-of joined so row i only holds values
     whose event time is <= the close of bar i (see :func:`align_side_input`).
+    ``memo``: intermediates shared by several features of this build (see
+    :meth:`cached`); contexts made by :meth:`with_params` share it.
     """
 
     bars: pl.DataFrame
@@ -56,6 +68,28 @@ class FeatureContext:
     symbol: str = ""
     side: Mapping[str, pl.DataFrame] = field(default_factory=dict)
     params: Mapping[str, Any] = field(default_factory=dict)
+    memo: dict[Hashable, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def with_params(self, params: Mapping[str, Any]) -> FeatureContext:
+        """The same bars (and the same memo) seen by a feature with ``params``."""
+        return dataclasses.replace(self, params=params)
+
+    def cached(self, key: Hashable, compute: Callable[[], T]) -> T:
+        """``compute()`` once per context; later calls with ``key`` return the same value.
+
+        ``key`` must name everything the value depends on besides the bars
+        (e.g. ``("moi", n_bars)``), never ``self.params`` implicitly.  numpy
+        arrays in the value are made read-only: a feature that wants to edit
+        one must copy it, so memoisation can never change another feature.
+        """
+        try:
+            return self.memo[key]
+        except KeyError:
+            pass
+        value = compute()
+        _freeze(value)
+        self.memo[key] = value
+        return value
 
     @property
     def interval_us(self) -> int:
@@ -67,6 +101,21 @@ class FeatureContext:
 
     def col(self, name: str) -> np.ndarray:
         return self.bars.get_column(name).to_numpy()
+
+    def fcol(self, name: str) -> np.ndarray:
+        """Column ``name`` as float64 (memoised: integer columns are converted once)."""
+        return self.cached(("col", name), lambda: np.asarray(self.col(name), dtype=np.float64))
+
+
+def _freeze(value: Any) -> None:
+    if isinstance(value, np.ndarray):
+        value.setflags(write=False)
+    elif isinstance(value, tuple | list):
+        for item in value:
+            _freeze(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            _freeze(item)
 
 
 FeatureFunc = Callable[[FeatureContext], "pl.Series | np.ndarray | pl.Expr"]
@@ -216,7 +265,9 @@ def resolve(names_or_groups: str | Iterable[str], *, have: set[str] | None = Non
     for item in items:
         if item == "all":  # every feature once: seed-name aliases duplicate other columns
             chosen = [
-                n for n, s in reg.items() if s.group != "aliases" and (have is None or set(s.inputs) <= have)
+                n
+                for n, s in reg.items()
+                if s.group != "aliases" and (have is None or set(s.inputs) <= have)
             ]
         elif item in sets:
             chosen = list(sets[item])
@@ -258,10 +309,11 @@ def align_side_input(bars: pl.DataFrame, side: pl.DataFrame, interval: str) -> p
     return joined.drop("_close")
 
 
-def _evaluate(spec: FeatureSpec, ctx: FeatureContext) -> pl.Series:
-    ctx = FeatureContext(ctx.bars, ctx.interval, ctx.symbol, ctx.side, spec.params)
-    value = spec.func(ctx)
+def _raw(spec: FeatureSpec, ctx: FeatureContext) -> pl.Series:
+    """One feature's values named ``spec.name``, length-checked but not yet normalised."""
+    value = spec.func(ctx.with_params(spec.params))
     if isinstance(value, pl.Expr):
+        # alone in its select: a scalar (full-sample) expression cannot be broadcast silently
         series = ctx.bars.select(value.alias(spec.name)).to_series()
     elif isinstance(value, pl.Series):
         series = value.alias(spec.name)
@@ -269,11 +321,54 @@ def _evaluate(spec: FeatureSpec, ctx: FeatureContext) -> pl.Series:
         series = pl.Series(spec.name, np.asarray(value))
     if series.len() != ctx.bars.height:
         raise FeatureError(
-            f"feature {spec.name!r} returned {series.len()} values for {ctx.bars.height} bars"
+            f"feature {spec.name!r} returned {series.len()} values for {ctx.bars.height} bars",
+            hint="a feature returns one value per bar of its symbol (no aggregates, no filtering)",
         )
-    if series.dtype.is_numeric():
-        series = series.cast(pl.Float64).fill_nan(None).fill_null(float("nan"))
     return series
+
+
+def _normalise(values: pl.DataFrame) -> pl.DataFrame:
+    """Numeric columns as Float64 with every missing value NaN (never null), in one select.
+
+    Float64 columns without nulls (most numpy results) are already in that
+    form and are left untouched instead of being rewritten column by column.
+    """
+    todo = [
+        c.name
+        for c in values.iter_columns()
+        if c.dtype.is_numeric() and (c.dtype != pl.Float64 or c.null_count() > 0)
+    ]
+    if not todo:
+        return values
+    return values.with_columns(pl.col(todo).cast(pl.Float64).fill_nan(None).fill_null(float("nan")))
+
+
+def _evaluate(spec: FeatureSpec, ctx: FeatureContext) -> pl.Series:
+    """One feature on one symbol's context, normalised (NaN for missing, Float64)."""
+    return _normalise(_raw(spec, ctx).to_frame()).to_series()
+
+
+def evaluate_symbol(specs: Iterable[FeatureSpec], ctx: FeatureContext) -> pl.DataFrame:
+    """Several per-symbol features on one context; shared inputs are computed once (memo)."""
+    return _normalise(pl.DataFrame([_raw(spec, ctx) for spec in specs]))
+
+
+def _by_symbol(frame: pl.DataFrame) -> Iterable[tuple[Any, pl.DataFrame]]:
+    """(symbol, its bars) of a frame sorted by (symbol, ts); one symbol is not regrouped."""
+    if frame.height == 0:
+        return []
+    symbols = frame.get_column("symbol")
+    if symbols.eq_missing(symbols[0]).all():
+        return [(symbols[0], frame)]
+    return [(key[0], bars) for key, bars in frame.group_by(["symbol"], maintain_order=True)]
+
+
+def _sort_by_symbol_ts(frame: pl.DataFrame) -> pl.DataFrame:
+    """Sort by (symbol, ts) unless a single-symbol frame is already in ts order."""
+    symbols = frame.get_column("symbol")
+    if frame.height and symbols.eq_missing(symbols[0]).all():
+        return frame if frame.get_column("ts").is_sorted() else frame.sort("ts")
+    return frame.sort(["symbol", "ts"])
 
 
 def build_features(
@@ -289,6 +384,8 @@ def build_features(
     (funding, open_interest, book, liquidations); each is aligned causally per
     symbol with :func:`align_side_input`.  Returns ``ts, symbol`` and the
     features in the resolved order; the order is the contract a model keeps.
+    Each symbol's features share one memo (:meth:`FeatureContext.cached`), so
+    an input used by several features is computed once per build.
     """
     from hydraquant.features.inputs import prepare_bars  # klines: order flow from taker-buy volume
 
@@ -302,7 +399,7 @@ def build_features(
     has_symbol = "symbol" in frame.columns
     if not has_symbol:
         frame = frame.with_columns(pl.lit("").alias("symbol"))
-    frame = frame.sort(["symbol", "ts"])
+    frame = _sort_by_symbol_ts(frame)
     names = resolve(names_or_groups, have=available_inputs(frame, side))
     reg = registry()
     per_symbol = [n for n in names if reg[n].scope == "symbol"]
@@ -311,22 +408,35 @@ def build_features(
         for dep in reg[name].depends_on:
             if dep not in per_symbol:
                 per_symbol.append(dep)
+    specs = [reg[n] for n in per_symbol]
 
     parts = []
-    for (symbol,), bars in frame.group_by(["symbol"], maintain_order=True):
+    for symbol, bars in _by_symbol(frame):
         aligned = {}
         for key, table in side.items():
             if table is None:
                 continue
-            sub = table.filter(pl.col("symbol") == symbol).drop("symbol") if "symbol" in table.columns else table
+            sub = (
+                table.filter(pl.col("symbol") == symbol).drop("symbol")
+                if "symbol" in table.columns
+                else table
+            )
             aligned[key] = align_side_input(bars, sub, interval)
         ctx = FeatureContext(bars, interval, str(symbol), aligned)
-        cols = [_evaluate(reg[n], ctx) for n in per_symbol]
-        parts.append(pl.DataFrame([bars.get_column("ts"), bars.get_column("symbol"), *cols]))
-    out = pl.concat(parts, how="vertical") if parts else pl.DataFrame({"ts": [], "symbol": []})
+        values = evaluate_symbol(specs, ctx)
+        parts.append(pl.concat([bars.select("ts", "symbol"), values], how="horizontal"))
+    if parts:
+        out = pl.concat(parts, how="vertical")
+    else:  # no bars: the same columns, no rows
+        out = frame.select("ts", "symbol").clear()
+        out = out.with_columns(pl.lit(None, pl.Float64).alias(n) for n in per_symbol)
     for name in panel:
         value = reg[name].func(out)
-        series = out.select(value.alias(name)).to_series() if isinstance(value, pl.Expr) else pl.Series(name, np.asarray(value))
+        series = (
+            out.select(value.alias(name)).to_series()
+            if isinstance(value, pl.Expr)
+            else pl.Series(name, np.asarray(value))
+        )
         out = out.with_columns(series.cast(pl.Float64).alias(name))
     out = out.select(["ts", "symbol", *names])
     if not has_symbol:

@@ -21,11 +21,13 @@ Distances are absolute price differences, and ``*_atr`` divides by seed
 
 from __future__ import annotations
 
+from functools import partial
+
 import numba as nb
 import numpy as np
 import polars as pl
 
-from hydraquant.features.inputs import rolling_mean, simple_returns, window
+from hydraquant.features.inputs import returns, rolling_mean, window
 from hydraquant.features.registry import FeatureContext, feature
 from hydraquant.features.volatility import atr
 from hydraquant.timeframes import interval_us
@@ -64,45 +66,121 @@ def block_profile_levels(
 ) -> tuple[np.ndarray, np.ndarray]:
     """POC and LVN prices from the PREVIOUS completed UTC block, per bar.
 
-    Grouping is vectorised in polars: (block, bin) volumes, the extreme bin per
-    block, then a join of each bar's block to the block before it.
+    One compiled pass over the bars in time order: each block's (bin, volume)
+    profile is summed in bar order, and its extremes are handed to the bars of
+    the block that follows it (block id + 1; NaN after a block without bars).
+    Bars with a missing timestamp, price or volume neither count nor get levels.
     """
-    bins = price_bins(close, bin_bps)
-    frame = pl.DataFrame(
-        {
-            "block": ts.dt.epoch("us") // block_us,
-            "bin": pl.Series(bins).fill_nan(None).cast(pl.Int64),
-            "volume": pl.Series(np.asarray(volume, dtype=np.float64)).fill_nan(None),
-        }
-    )
-    prof = (
-        frame.drop_nulls()
-        .group_by(["block", "bin"])
-        .agg(pl.col("volume").sum())
-        .sort(["block", "bin"])
-    )
-    poc = (
-        prof.sort(["block", "volume", "bin"], descending=[False, True, False])
-        .group_by("block", maintain_order=True)
-        .first()
-        .select("block", pl.col("bin").alias("poc"))
-    )
-    lvn = (
-        prof.sort(["block", "volume", "bin"])
-        .group_by("block", maintain_order=True)
-        .first()
-        .select("block", pl.col("bin").alias("lvn"))
-    )
-    levels = poc.join(lvn, on="block").with_columns((pl.col("block") + 1).alias("use_in"))
-    rows = (
-        frame.select("block")
-        .with_row_index("_row")
-        .join(levels.drop("block"), left_on="block", right_on="use_in", how="left")
-        .sort("_row")
-    )
-    poc_bin = rows.get_column("poc").cast(pl.Float64).fill_null(float("nan")).to_numpy()
-    lvn_bin = rows.get_column("lvn").cast(pl.Float64).fill_null(float("nan")).to_numpy()
+    epoch = ts.dt.epoch("us")
+    has_ts = ~epoch.is_null().to_numpy()
+    block = np.floor_divide(epoch.fill_null(0).to_numpy(), int(block_us))
+    bins = price_bins(np.asarray(close, dtype=np.float64), bin_bps)
+    vol = np.asarray(volume, dtype=np.float64)
+    valid = has_ts & np.isfinite(bins) & ~np.isnan(vol)
+    ibins = np.where(valid, bins, 0).astype(np.int64)
+    order = None
+    if block.shape[0] > 1 and (np.diff(block) < 0).any():  # not in time order: work sorted
+        order = np.argsort(block, kind="stable")
+        block, ibins, valid, vol = block[order], ibins[order], valid[order], vol[order]
+    poc_bin, lvn_bin = _block_profile(block, ibins, valid, np.where(valid, vol, 0.0))
+    if order is not None:
+        poc_bin[order], lvn_bin[order] = poc_bin.copy(), lvn_bin.copy()
+    poc_bin[~has_ts] = np.nan
+    lvn_bin[~has_ts] = np.nan
     return bin_price(poc_bin, bin_bps), bin_price(lvn_bin, bin_bps)
+
+
+@nb.njit(cache=True)
+def _extremes(bins: np.ndarray, volume: np.ndarray) -> tuple[float, float]:  # pragma: no cover
+    """(POC bin, LVN bin) of a profile with ascending bins; ties go to the lowest bin."""
+    hi_bin = lo_bin = bins[0]
+    hi_vol = lo_vol = volume[0]
+    for j in range(1, bins.shape[0]):
+        if volume[j] > hi_vol:
+            hi_bin, hi_vol = bins[j], volume[j]
+        if volume[j] < lo_vol:
+            lo_bin, lo_vol = bins[j], volume[j]
+    return float(hi_bin), float(lo_bin)
+
+
+@nb.njit(cache=True)
+def _block_profile(
+    block: np.ndarray, bins: np.ndarray, valid: np.ndarray, volume: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - numba
+    """POC/LVN bin of the previous block for bars sorted by block id.
+
+    Ties go to the lowest bin; the LVN is the least traded bin that traded
+    at all (a bin exists once a valid bar closed in it, even with 0 volume).
+    """
+    size = block.shape[0]
+    poc = np.full(size, np.nan)
+    lvn = np.full(size, np.nan)
+    have_prev = False
+    prev_block = 0
+    prev_poc = np.nan
+    prev_lvn = np.nan
+    start = 0
+    while start < size:
+        b = block[start]
+        end = start + 1
+        while end < size and block[end] == b:
+            end += 1
+        if have_prev and prev_block == b - 1:
+            for i in range(start, end):
+                poc[i] = prev_poc
+                lvn[i] = prev_lvn
+        k = 0
+        lo = 0
+        hi = -1
+        for i in range(start, end):
+            if valid[i]:
+                if k == 0 or bins[i] < lo:
+                    lo = bins[i]
+                if k == 0 or bins[i] > hi:
+                    hi = bins[i]
+                k += 1
+        have_prev = k > 0
+        if have_prev:
+            # bins of one block span a narrow price range: sum into a dense scratch row
+            # (bar order, as a stable sort would); a wide range (bad ticks) sorts instead
+            if hi - lo < 4 * k + 64:
+                width = hi - lo + 1
+                acc = np.zeros(width)
+                seen = np.zeros(width, np.bool_)
+                for i in range(start, end):
+                    if valid[i]:
+                        acc[bins[i] - lo] += volume[i]
+                        seen[bins[i] - lo] = True
+                prev_poc, prev_lvn = _extremes(np.arange(lo, hi + 1)[seen], acc[seen])
+            else:
+                sub_bins = np.empty(k, np.int64)
+                sub_vol = np.empty(k)
+                k = 0
+                for i in range(start, end):
+                    if valid[i]:
+                        sub_bins[k] = bins[i]
+                        sub_vol[k] = volume[i]
+                        k += 1
+                rank = np.argsort(sub_bins, kind="mergesort")  # stable: bar order within a bin
+                sub_bins = sub_bins[rank]
+                sub_vol = sub_vol[rank]
+                distinct = np.empty(k, np.int64)
+                sums = np.empty(k)
+                m = 0
+                j = 0
+                while j < k:
+                    cur = sub_bins[j]
+                    total = 0.0
+                    while j < k and sub_bins[j] == cur:
+                        total += sub_vol[j]
+                        j += 1
+                    distinct[m] = cur
+                    sums[m] = total
+                    m += 1
+                prev_poc, prev_lvn = _extremes(distinct[:m], sums[:m])
+            prev_block = b
+        start = end
+    return poc, lvn
 
 
 # --------------------------------------------------------------------------- rolling profile
@@ -188,28 +266,38 @@ def rolling_profile_levels(
 
 
 def atr_proxy(ctx: FeatureContext) -> np.ndarray:
-    """Seed 000's 5-minute ATR: mean |return| over 5 m times price."""
-    close = ctx.col("close").astype(np.float64)
-    return rolling_mean(np.abs(simple_returns(close)), window(ctx, ATR_PROXY_WINDOW)) * close
+    """Seed 000's 5-minute ATR: mean |return| over 5 m times price (once per build)."""
+    n = window(ctx, ATR_PROXY_WINDOW)
+    return ctx.cached(
+        ("atr_proxy", n), lambda: rolling_mean(np.abs(returns(ctx)), n) * ctx.fcol("close")
+    )
 
 
 def _levels(ctx: FeatureContext) -> tuple[np.ndarray, np.ndarray]:
-    close = ctx.col("close").astype(np.float64)
-    volume = ctx.col("volume").astype(np.float64)
+    """(POC, LVN) prices per bar; one profile per build serves the poc/lvn/raw/atr variants."""
     p = ctx.params
+    close, volume = ctx.fcol("close"), ctx.fcol("volume")
     if p["kind"] == "block":
         block_us = max(interval_us(p["block"]), ctx.interval_us)
-        return block_profile_levels(
-            ctx.bars.get_column("ts"), close, volume, block_us=block_us, bin_bps=p["bin_bps"]
+        ts = ctx.bars.get_column("ts")
+        return ctx.cached(
+            ("block_profile", block_us, p["bin_bps"]),
+            partial(
+                block_profile_levels, ts, close, volume, block_us=block_us, bin_bps=p["bin_bps"]
+            ),
         )
-    return rolling_profile_levels(close, volume, n=window(ctx, p["window"]), bin_bps=p["bin_bps"])
+    n = window(ctx, p["window"])
+    return ctx.cached(
+        ("rolling_profile", n, p["bin_bps"]),
+        partial(rolling_profile_levels, close, volume, n=n, bin_bps=p["bin_bps"]),
+    )
 
 
 def _profile_distance(ctx: FeatureContext) -> np.ndarray:
     """|close - POC or LVN| of a causal volume profile, raw or over the 5 m ATR proxy."""
     poc, lvn = _levels(ctx)
     level = poc if ctx.params["level"] == "poc" else lvn
-    dist = np.abs(ctx.col("close").astype(np.float64) - level)
+    dist = np.abs(ctx.fcol("close") - level)
     if ctx.params["atr"]:
         dist = dist / (atr_proxy(ctx) + 1e-6)
     return dist
@@ -251,7 +339,7 @@ def dist_to_round_number(ctx: FeatureContext) -> np.ndarray:
     The spacing is ``params["step"]`` when given, else one decade below the
     price's magnitude (BTC 60 000 -> 1 000, ETH 2 500 -> 100).
     """
-    close = ctx.col("close").astype(np.float64)
+    close = ctx.fcol("close")
     step = ctx.params.get("step")
     spacing = np.full_like(close, float(step)) if step else round_step(close)
     units = close / spacing
@@ -259,7 +347,11 @@ def dist_to_round_number(ctx: FeatureContext) -> np.ndarray:
 
 
 def day_extremes(ctx: FeatureContext) -> tuple[np.ndarray, np.ndarray]:
-    """The current UTC day's high and low so far, including the current bar."""
+    """The current UTC day's high and low so far, including the current bar (once per build)."""
+    return ctx.cached(("day_extremes",), lambda: _day_extremes(ctx))
+
+
+def _day_extremes(ctx: FeatureContext) -> tuple[np.ndarray, np.ndarray]:
     out = ctx.bars.select(
         pl.col("high").cum_max().over(pl.col("ts").dt.truncate("1d")).alias("hi"),
         pl.col("low").cum_min().over(pl.col("ts").dt.truncate("1d")).alias("lo"),
@@ -272,14 +364,14 @@ def day_extremes(ctx: FeatureContext) -> tuple[np.ndarray, np.ndarray]:
 def dist_daily_high_atr(ctx: FeatureContext) -> np.ndarray:
     """(day's high so far - close) / ATR(14): room below the intraday high."""
     hi, _ = day_extremes(ctx)
-    return (hi - ctx.col("close")) / atr(ctx)
+    return (hi - ctx.fcol("close")) / atr(ctx)
 
 
 @feature("dist_daily_low_atr", group=GROUP, warmup=13)
 def dist_daily_low_atr(ctx: FeatureContext) -> np.ndarray:
     """(close - day's low so far) / ATR(14): room above the intraday low."""
     _, lo = day_extremes(ctx)
-    return (ctx.col("close") - lo) / atr(ctx)
+    return (ctx.fcol("close") - lo) / atr(ctx)
 
 
 def _near(dist: np.ndarray) -> np.ndarray:

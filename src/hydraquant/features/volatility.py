@@ -15,18 +15,18 @@ durations.  A std window shorter than two bars uses two bars.
 
 from __future__ import annotations
 
-import numba as nb
 import numpy as np
 
+from hydraquant.features import indicators_nb as ind
 from hydraquant.features.inputs import (
     log_returns,
-    rolling_mean,
+    returns,
+    rolling_mean_std,
     rolling_pct_rank,
     rolling_std,
     rolling_sum,
     rolling_z,
     safe_div,
-    simple_returns,
     window,
 )
 from hydraquant.features.registry import FeatureContext, feature
@@ -45,8 +45,13 @@ VOL_Z_WINDOW = "1h"
 
 
 def vol(ctx: FeatureContext, duration: str) -> np.ndarray:
-    """Std (ddof=1) of simple close-to-close returns over the trailing ``duration``."""
-    return rolling_std(simple_returns(ctx.col("close")), window(ctx, duration, min_bars=2))
+    """Std (ddof=1) of simple close-to-close returns over the trailing ``duration``.
+
+    Memoised per build by window length: vol_5m alone feeds vol_5m, vol_ratio,
+    vol_rank, vol_regime and vol_zscore.
+    """
+    n = window(ctx, duration, min_bars=2)
+    return ctx.cached(("vol", n), lambda: rolling_std(returns(ctx), n))
 
 
 def _vol_feature(ctx: FeatureContext) -> np.ndarray:
@@ -60,7 +65,7 @@ for _name, _dur in VOL_WINDOWS.items():
 
 def _rv_feature(ctx: FeatureContext) -> np.ndarray:
     """Realised volatility sqrt(sum r^2) of log returns over a trailing window (not annualised)."""
-    r = log_returns(ctx.col("close"))
+    r = ctx.cached(("log_returns",), lambda: log_returns(ctx.fcol("close")))
     return np.sqrt(rolling_sum(r * r, window(ctx, ctx.params["window"])))
 
 
@@ -77,7 +82,8 @@ def vol_ratio(ctx: FeatureContext) -> np.ndarray:
 @feature("vol_rank", group=GROUP, warmup=3, warmup_time="800s")
 def vol_rank(ctx: FeatureContext) -> np.ndarray:
     """Percentile rank of vol_5m within its trailing 500 s (seed 000), in (0, 1]."""
-    return rolling_pct_rank(vol(ctx, "5m"), window(ctx, RANK_WINDOW, min_bars=2))
+    n = window(ctx, RANK_WINDOW, min_bars=2)
+    return ctx.cached(("vol_rank", n), lambda: rolling_pct_rank(vol(ctx, "5m"), n))
 
 
 @feature("vol_regime", group=GROUP, warmup=3, warmup_time="800s")
@@ -88,40 +94,17 @@ def vol_regime(ctx: FeatureContext) -> np.ndarray:
     return np.where(np.isnan(rank), np.nan, code)
 
 
-@nb.njit(cache=True)
-def _wilder_atr(high: np.ndarray, low: np.ndarray, close: np.ndarray, period: int) -> np.ndarray:
-    """Wilder ATR: seed with the mean of the first ``period`` true ranges, then
-    ATR_t = (ATR_{t-1} * (period - 1) + TR_t) / period.  A NaN bar restarts the seed."""
-    n = high.shape[0]
-    out = np.full(n, np.nan)
-    count = 0
-    acc = 0.0
-    prev_close = np.nan
-    for i in range(n):
-        tr = high[i] - low[i]
-        if not np.isnan(prev_close):
-            tr = max(tr, abs(high[i] - prev_close), abs(low[i] - prev_close))
-        prev_close = close[i]
-        if np.isnan(tr):
-            count = 0
-            acc = 0.0
-            continue
-        if count < period:
-            acc += tr
-            count += 1
-            if count == period:
-                acc = acc / period
-                out[i] = acc
-        else:
-            acc = (acc * (period - 1) + tr) / period
-            out[i] = acc
-    return out
-
-
 def atr(ctx: FeatureContext, period: int = ATR_PERIOD) -> np.ndarray:
-    f = np.float64
-    return _wilder_atr(
-        ctx.col("high").astype(f), ctx.col("low").astype(f), ctx.col("close").astype(f), period
+    """Wilder ATR(period) of this context's bars, restarted after a bar without a true range.
+
+    Memoised per build: atr_14, atr_percentile and the daily-extreme
+    distances in the structure group all divide by the same ATR.
+    """
+    return ctx.cached(
+        ("atr", int(period)),
+        lambda: ind.atr(
+            ctx.fcol("high"), ctx.fcol("low"), ctx.fcol("close"), period, restart_after_nan=True
+        ),
     )
 
 
@@ -138,9 +121,8 @@ def atr_percentile(ctx: FeatureContext) -> np.ndarray:
 
 
 def _bb_width(ctx: FeatureContext) -> np.ndarray:
-    close = ctx.col("close").astype(np.float64)
-    mid = rolling_mean(close, BB_PERIOD)
-    sd = rolling_std(close, BB_PERIOD, ddof=0)  # Bollinger's population std
+    close = ctx.fcol("close")
+    mid, sd = rolling_mean_std(close, BB_PERIOD, ddof=0)  # Bollinger's population std
     return safe_div(2.0 * BB_K * sd, mid)
 
 

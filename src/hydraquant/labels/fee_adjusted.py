@@ -88,7 +88,8 @@ def fee_adjusted_mfe(
     horizon: bars, or a duration such as "60s"/"300s" (needs ``interval``).
     vol_col: causal volatility at the decision bar (same units as returns).
     regime_col: LOW/MID/HIGH volatility regime at the decision bar (a causal
-        feature, e.g. the seed's rolling vol rank cut at 0.3/0.7); None to skip.
+        feature, e.g. the seed's rolling vol rank cut at 0.3/0.7), as names or as
+        the ``vol_regime`` feature's codes 0/1/2; None to skip.
     fee_pct: fee PER SIDE; the round trip ``2*fee_pct`` is subtracted.
     use_high_low: seed 000 uses the bar price (close); True uses high/low.
 
@@ -144,11 +145,17 @@ def fee_adjusted_mfe(
     )
     if regime_col is not None:
         # integer codes + gather from a fixed Enum: no per-row string building
-        regime = frame[regime_col].cast(pl.String)
         rc = np.full(n, -1, dtype=np.int8)
-        for code, name in enumerate(REGIMES):
-            hit = ((regime == name) | (regime == name.lower())).fill_null(False).to_numpy()
-            rc[hit] = code
+        if frame[regime_col].dtype.is_numeric():
+            # the vol_regime feature's codes: 0 = LOW, 1 = MID, 2 = HIGH (NaN in warm-up)
+            codes = frame[regime_col].cast(pl.Float64).fill_null(np.nan).to_numpy()
+            for code in range(len(REGIMES)):
+                rc[codes == code] = code
+        else:
+            regime = frame[regime_col].cast(pl.String)
+            for code, name in enumerate(REGIMES):
+                hit = ((regime == name) | (regime == name.lower())).fill_null(False).to_numpy()
+                rc[hit] = code
         key_ok = has_dir & (rc >= 0)
         key = np.where(is_up, 0, len(REGIMES)) + np.maximum(rc, 0)
         regime_enum = pl.Series("vol_regime", list(REGIMES), dtype=REGIME_DTYPE)
