@@ -46,15 +46,6 @@ class BarsConfig(Section):
     empty: Literal["drop", "ffill"] = "drop"
 
 
-class QuickstartConfig(Section):
-    symbols: int = Field(2, ge=1, le=8)
-    days: int = Field(1, ge=1, le=30)
-    activity: float = Field(0.15, gt=0, le=2)
-    seed: int = 7
-    planted_edge: float = Field(0.0, ge=0)
-    intervals: tuple[str, ...] = ("250ms", "1m")
-
-
 class RegistryConfig(Section):
     root: Path = Path("models")
 
@@ -70,7 +61,6 @@ class HydraConfig(Section):
     runs: RunsConfig = RunsConfig()
     binance: BinanceConfig = BinanceConfig()
     bars: BarsConfig = BarsConfig()
-    quickstart: QuickstartConfig = QuickstartConfig()
 
 
 def _allowed_keys(model: type[BaseModel], path: tuple[Any, ...]) -> list[str]:

@@ -103,8 +103,12 @@ def test_research_errors_are_clear(sim_lake, capsys):
 
 @pytest.mark.slow
 def test_quickstart_runs_offline(tmp_path, capsys):
-    code, out, err = run(capsys, "--lake", str(tmp_path / "qs"), "quickstart")
+    fast = ["--set", "data.simulate.days=1", "--set", "cv.n_splits=2", "--set", "holdout.fraction=0.3",
+            "--set", "models.0.learners.0.params.n_estimators=40"]
+    code, out, err = run(capsys, "--lake", str(tmp_path / "qs"), "--set", f"registry.root={tmp_path / 'models'}",
+                         "quickstart", *fast, "--out", str(tmp_path / "out"))
     assert code == 0, err
-    assert "250ms bars" in out and "1m bars" in out and "BTCUSDT" in out and "done in" in out
+    assert "direction_30s" in out and "holdout" in out and "report:" in out and "done in" in out
+    assert (tmp_path / "out" / "report.html").is_file() and (tmp_path / "out" / "metrics.json").is_file()
     lake = Lake(tmp_path / "qs")
-    assert lake.scan("bars", ["BTCUSDT"], interval="250ms").collect().height > 10_000
+    assert lake.scan("bars", ["BTCUSDT"], interval="5s").collect().height > 10_000

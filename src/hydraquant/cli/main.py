@@ -75,7 +75,6 @@ def _register_commands() -> None:
         bars_cmd,
         data_cmd,
         models_cmd,
-        quickstart_cmd,
         research_cmd,
         run_cmd,
         simulate_cmd,
@@ -85,7 +84,6 @@ def _register_commands() -> None:
     bars_cmd.register(app)
     research_cmd.register(app)
     simulate_cmd.register(app)
-    quickstart_cmd.register(app)
     run_cmd.register(app)
     backtest_cmd.register(app)
     models_cmd.register(app)

@@ -50,44 +50,73 @@ def backtest_table(result) -> Table:
     return table
 
 
-def run_cmd(
-    ctx: typer.Context,
-    config: Annotated[str | None, typer.Argument(help="Run config TOML, or a preset name from configs/.")] = None,
-    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a run-config key: --set cv.n_splits=3 (repeatable).")] = None,
-    registry: Annotated[Path | None, typer.Option(help="Model registry root (else config registry.root, ./models).")] = None,
-    out: Annotated[Path | None, typer.Option(help="Output directory (else runs/<name>/<timestamp>/).")] = None,
-    list_: Annotated[bool, typer.Option("--list", help="List the presets in configs/ and exit.")] = False,
-) -> None:
-    """Data -> bars -> features -> labels -> purged CV -> calibration -> ensemble -> holdout -> backtest -> registry -> report."""
-    from hydraquant.errors import HydraError
+RunOverrides = Annotated[
+    list[str] | None, typer.Option("--set", help="Override a run-config key: --set cv.n_splits=3 (repeatable).")
+]
+RegistryDir = Annotated[Path | None, typer.Option(help="Model registry root (else config registry.root, ./models).")]
+OutDir = Annotated[Path | None, typer.Option(help="Output directory (else runs/<name>/<timestamp>/).")]
+
+
+def execute_run(ctx: typer.Context, config: str, overrides: list[str], registry: Path | None, out: Path | None) -> None:
+    """Load the run config (file or preset), run the pipeline, print the metrics tables and the report path."""
     from hydraquant.pipeline.run import run_pipeline
-    from hydraquant.pipeline.run_config import list_presets, load_run_config
+    from hydraquant.pipeline.run_config import load_run_config
 
     app = app_context(ctx)
-    if list_:
-        app.console.print("presets: " + ", ".join(list_presets()))
-        return
-    if config is None:
-        raise HydraError("no run config given", hint=f"hydraquant run CONFIG (presets: {', '.join(list_presets())})")
-    cfg, path = load_run_config(config, set_ or [])
+    cfg, path = load_run_config(config, overrides)
     app.console.rule(f"[bold]hydraquant run {cfg.name}")
     if cfg.description:
-        app.console.print(cfg.description)
+        app.console.print(cfg.description, highlight=False)
     result = run_pipeline(
         cfg, lake=app.lake, registry_root=registry or app.config.registry.root,
         runs_root=app.config.runs.root, out_dir=out, config_dir=path.parent, progress=True,
-        on_stage=lambda msg: app.console.print(f"[cyan]>[/] {msg}"),
+        on_stage=lambda msg: app.console.print(f"[cyan]>[/] {msg}", highlight=False),
     )
     app.console.print(metrics_table(result))
     if result.backtest is not None:
         app.console.print(backtest_table(result))
         if result.gate is not None and not result.gate.passed:
-            app.console.print("gate: " + "; ".join(result.gate.reasons))
+            app.console.print("gate: " + "; ".join(result.gate.reasons), highlight=False)
     for note in result.notes:
-        app.console.print(f"[yellow]note:[/] {note}")
+        app.console.print(f"[yellow]note:[/] {note}", highlight=False)
     total = sum(result.timings.values())
     app.console.print(f"[green]done in {total:.1f} s[/] — report: {result.report_path}")
 
 
+def run_cmd(
+    ctx: typer.Context,
+    config: Annotated[str | None, typer.Argument(help="Run config TOML, or a preset name from configs/.")] = None,
+    set_: RunOverrides = None,
+    registry: RegistryDir = None,
+    out: OutDir = None,
+    list_: Annotated[bool, typer.Option("--list", help="List the presets in configs/ and exit.")] = False,
+) -> None:
+    """Data -> bars -> features -> labels -> purged CV -> calibration -> ensemble -> holdout -> backtest -> registry -> report."""
+    from hydraquant.errors import HydraError
+    from hydraquant.pipeline.run_config import list_presets, presets_dir
+
+    if list_:
+        app = app_context(ctx)
+        table = Table(title=f"presets ({presets_dir()})")
+        table.add_column("name")
+        table.add_column("description", overflow="fold")
+        from hydraquant.pipeline.run_config import load_run_config
+
+        for name in list_presets():
+            table.add_row(name, load_run_config(name)[0].description.replace("\n", " "))
+        app.console.print(table)
+        return
+    if config is None:
+        raise HydraError("no run config given", hint=f"hydraquant run CONFIG (presets: {', '.join(list_presets())})")
+    execute_run(ctx, config, set_ or [], registry, out)
+
+
+def quickstart_cmd(ctx: typer.Context, set_: RunOverrides = None, registry: RegistryDir = None,
+                   out: OutDir = None) -> None:
+    """Offline demo (what `make quickstart` runs): `hydraquant run quickstart` on a simulated market."""
+    execute_run(ctx, "quickstart", set_ or [], registry, out)
+
+
 def register(app: typer.Typer) -> None:
     app.command("run")(run_cmd)
+    app.command("quickstart")(quickstart_cmd)

@@ -243,9 +243,10 @@ def train_model(
 
 
 def _mfe_target(tf, frame: pl.DataFrame, target: str) -> pl.DataFrame:
-    src = frame.rename({target: "score"}) if target != "score" else frame
-    out = tf.transform(src).drop("score", strict=False)
-    return out.rename({"target": target}).filter(pl.col(target).is_not_null())
+    """log1p(clip(score, 0, cap of its key)) with the caps ``tf`` learned on development rows."""
+    cap = pl.col("target_key").cast(pl.String).replace_strict(tf.caps, default=None, return_dtype=pl.Float64)
+    return frame.with_columns(pl.col(target).clip(0.0, cap).log1p().alias(target)).filter(
+        pl.col(target).is_not_null())
 
 
 def stage_bundle(model: TrainedModel, directory: Path) -> dict[str, Any]:
