@@ -124,7 +124,9 @@ def test_vol_zscore_is_trailing_z_of_vol_5m() -> None:
 
 @settings(max_examples=30, deadline=None)
 @given(
-    st.lists(st.floats(-0.05, 0.05), min_size=30, max_size=80),
+    # a move of 1e-12 is below what a rescaled float price can represent (its return is only
+    # exact to ~1e-16 / 1e-12 = 1e-4 relative), so such moves are excluded, not the code's fault
+    st.lists(st.floats(-0.05, 0.05).filter(lambda r: r == 0 or abs(r) > 1e-6), min_size=30, max_size=80),
     st.floats(0.01, 1e5),
 )
 def test_return_based_vol_is_price_scale_invariant(rets: list[float], scale: float) -> None:

@@ -11,7 +11,7 @@ import pytest
 from hydraquant.models.trainer import (
     CVResult,
     TrainerError,
-    _full_proba,
+    align_proba,
     carve_validation,
     cross_validate,
     oof_summary,
@@ -81,7 +81,7 @@ def test_carve_validation_fails_when_purge_eats_everything():
 
 def test_full_proba_places_missing_class_as_zero():
     proba = np.array([[0.25, 0.75], [0.5, 0.5]])
-    out = _full_proba(proba, np.array([-1, 1]), [-1, 0, 1])
+    out = align_proba(proba, np.array([-1, 1]), [-1, 0, 1])
     np.testing.assert_array_equal(out, [[0.25, 0.0, 0.75], [0.5, 0.0, 0.5]])
 
 

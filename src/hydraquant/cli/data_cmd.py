@@ -6,7 +6,6 @@ from datetime import date
 from pathlib import Path
 from typing import Annotated, Optional
 
-import polars as pl
 import typer
 from rich.table import Table
 
@@ -58,7 +57,7 @@ def fetch_binance_cmd(
     Re-running downloads nothing new; missing days are listed, not fatal.
     """
     from hydraquant.data.binance_archive import fetch_binance
-    from hydraquant.data.ingest import IngestItem, ingest
+    from hydraquant.data.ingest import ingest_archive
 
     app = app_context(ctx)
     if market not in MARKETS:
@@ -67,20 +66,12 @@ def fetch_binance_cmd(
     lake = app.lake
     written: dict[str, int] = {}
 
-    def sink(frame: pl.DataFrame, meta) -> None:
-        result = ingest(
-            lake,
-            IngestItem(
-                frame=frame,
-                exchange="binance",
-                market=meta.market,
-                kind=meta.kind,
-                symbol=meta.symbol,
-                interval=meta.interval,
-                source=str(meta.path),
-            ),
-        )
+    def file_sink(meta) -> int:
+        # streamed: inflate, parse, validate and write chunk by chunk (bounded memory)
+        result = ingest_archive(lake, meta.path, kind=meta.archive_kind, market=meta.market, symbol=meta.symbol,
+                                interval=meta.interval)
         written[meta.symbol] = written.get(meta.symbol, 0) + result.rows_added
+        return result.rows_in
 
     report = fetch_binance(
         market=market,
@@ -95,7 +86,7 @@ def fetch_binance_cmd(
         workers=workers or app.config.binance.workers,
         retries=app.config.binance.retries,
         timeout_s=app.config.binance.timeout_s,
-        sink=sink,
+        file_sink=file_sink,
         progress=True,
     )
     table = Table(title=f"binance {market} {kind}{' ' + interval if interval else ''}")

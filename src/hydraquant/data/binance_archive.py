@@ -938,6 +938,8 @@ def plan_fetch(
 
 
 Sink = Callable[[pl.DataFrame, FetchedFile], None]
+FileSink = Callable[[FetchedFile], int]
+"""Takes a verified zip (``meta.path``) and ingests it itself (e.g. streamed); returns its rows."""
 
 
 def fetch_binance(
@@ -952,12 +954,15 @@ def fetch_binance(
     base_url: str = DEFAULT_BASE_URL,
     cache_dir: Path,
     workers: int = 8,
-    sink: Sink,
+    sink: Sink | None = None,
+    file_sink: FileSink | None = None,
     progress: bool = True,
     retries: int = 4,
     timeout_s: float = 60.0,
 ) -> FetchReport:
-    """Download, verify and parse archive files, handing each frame to ``sink``.
+    """Download, verify and parse archive files, handing each frame to ``sink``
+    (or each verified zip to ``file_sink``, which ingests it itself, e.g. streamed).
+    Exactly one of the two must be given.
 
     Files are downloaded in parallel into ``cache_dir`` (mirroring the URL
     path), then parsed one at a time in (symbol, date) order so memory holds
@@ -982,6 +987,8 @@ def fetch_binance(
     tasks = [
         DownloadTask(url=f.url, dest=f.path, checksum_url=checksum_path(f.url)) for f in planned
     ]
+    if (sink is None) == (file_sink is None):
+        raise HydraError("fetch_binance needs exactly one of sink= or file_sink=")
     dl = download_files(
         tasks, workers=workers, retries=retries, timeout_s=timeout_s, progress=progress
     )
@@ -994,13 +1001,15 @@ def fetch_binance(
         meta = replace(planned_file, status=result.status)
         if result.status in ("downloaded", "skipped"):
             try:
-                frame = parse_archive_zip(meta.path, kind=meta.archive_kind, market=meta.market)
+                if file_sink is not None:
+                    meta = replace(meta, rows=file_sink(meta))
+                else:
+                    frame = parse_archive_zip(meta.path, kind=meta.archive_kind, market=meta.market)
+                    meta = replace(meta, rows=frame.height)
+                    sink(frame, meta)
             except DataError as exc:
                 errors.append(exc)
                 meta = replace(meta, status="failed", error=str(exc))
-            else:
-                meta = replace(meta, rows=frame.height)
-                sink(frame, meta)
         elif result.status == "failed":
             err = result.error or HydraError(f"download of {meta.url} failed")
             errors.append(err)

@@ -21,6 +21,7 @@ import numpy as np
 import polars as pl
 
 from hydraquant.errors import HydraError
+from hydraquant.models.trainer import align_proba
 from hydraquant.models.registry import BundleRef, ModelRegistry, read_json
 
 log = logging.getLogger(__name__)
@@ -142,7 +143,8 @@ class Predictor:
         regression = self.task == "regression"
         per_member: dict[str, np.ndarray] = {}
         for name, learners in self.members.items():
-            outs = [np.asarray(lr.predict(X) if regression else lr.predict_proba(X), dtype=np.float64)
+            outs = [np.asarray(lr.predict(X), dtype=np.float64) if regression
+                    else align_proba(lr.predict_proba(X), lr.classes_, self.classes or [])
                     for lr in learners]
             per_member[name] = _fold_average(outs)
         if self.ensemble is not None and getattr(self.ensemble, "method", None) == "regime_router":

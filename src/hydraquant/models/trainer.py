@@ -239,13 +239,16 @@ def carve_validation(
     return fit, val
 
 
-def _full_proba(
-    proba: np.ndarray, learner_classes: Sequence[Any], classes: list[Any]
+def align_proba(
+    proba: np.ndarray, learner_classes: Sequence[Any], classes: Sequence[Any]
 ) -> np.ndarray:
-    """Learner columns placed into the run's fixed class order; classes the fold never saw get 0."""
+    """Learner columns placed into the run's fixed class order; classes the fold never saw get 0.
+
+    Classes are matched by their text, so a manifest's JSON classes match a learner's numpy ones.
+    """
     out = np.zeros((proba.shape[0], len(classes)), dtype=np.float64)
-    pos = {c: i for i, c in enumerate(classes)}
-    cols = [pos[c] for c in list(np.asarray(learner_classes).tolist())]
+    pos = {str(c): i for i, c in enumerate(classes)}
+    cols = [pos[str(c)] for c in list(np.asarray(learner_classes).tolist())]
     out[:, cols] = proba
     return out
 
@@ -587,7 +590,7 @@ def cross_validate(
                 if classes is None:
                     pred = np.asarray(learner.predict(X[test_idx]), dtype=np.float64)
                 else:
-                    pred = _full_proba(
+                    pred = align_proba(
                         np.asarray(learner.predict_proba(X[test_idx]), dtype=np.float64),
                         learner.classes_,
                         classes,

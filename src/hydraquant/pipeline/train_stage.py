@@ -102,8 +102,12 @@ def _combine(job: ModelJob, outs: dict[str, np.ndarray], y_idx: np.ndarray | Non
 
 
 def _member_holdout(cvres, X: np.ndarray, task: str) -> np.ndarray:
-    outs = [np.asarray(f.learner.predict(X) if task == "regression" else f.learner.predict_proba(X),
-                       dtype=np.float64) for f in cvres.folds]
+    from hydraquant.models.trainer import align_proba
+
+    if task == "regression":
+        return np.mean(np.stack([np.asarray(f.learner.predict(X), dtype=np.float64) for f in cvres.folds]), axis=0)
+    # a fold that never saw a rare class predicts fewer columns: place them in the model's class order
+    outs = [align_proba(f.learner.predict_proba(X), f.learner.classes_, cvres.classes) for f in cvres.folds]
     return np.mean(np.stack(outs), axis=0)
 
 
