@@ -44,7 +44,8 @@ def backtest_table(result) -> Table:
     for col in ("trades", "win rate", "profit factor", "sharpe", "return", "max drawdown", "buy & hold", "gate"):
         table.add_column(col)
     gate = "-" if result.gate is None else ("PASS" if result.gate.passed else "FAIL")
-    table.add_row(_fmt(m.get("trades")), _fmt(m.get("win_rate"), True), _fmt(m.get("profit_factor")),
+    trades = m.get("trades")
+    table.add_row(str(int(trades)) if trades is not None and math.isfinite(trades) else "-", _fmt(m.get("win_rate"), True), _fmt(m.get("profit_factor")),
                   _fmt(m.get("sharpe")), _fmt(m.get("total_return"), True), _fmt(m.get("max_drawdown"), True),
                   _fmt(bt.buy_hold.get("total_return"), True), gate)
     return table
