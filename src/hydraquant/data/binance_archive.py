@@ -28,7 +28,8 @@ import re
 import struct
 import zipfile
 import zlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from pathlib import Path
@@ -397,7 +398,7 @@ LAYOUTS: dict[str, tuple[Layout, ...]] = {
     ),
 }
 
-_FIX_HINT = (
+FIX_HINT = (
     "re-download the file (delete it from the cache and fetch again); if the "
     "published file itself is bad, exclude that day"
 )
@@ -588,7 +589,7 @@ def _parse_body_polars(body: bytes, plan: CsvPlan, source: str, unit: int | None
                 file=source,
                 row=row,
                 column=col.name,
-                hint=_FIX_HINT,
+                hint=FIX_HINT,
             )
         if col.time == "epoch":
             ts, unit = _epoch_to_ts(raw.get_column(name), unit)
@@ -608,29 +609,32 @@ def parse_archive_zip(path: Path | str, *, kind: str, market: str) -> pl.DataFra
     """
     path = Path(path)
     frames = []
+    with zip_errors_as_data_error(path), zipfile.ZipFile(path) as zf:
+        for info in csv_members(zf, path):
+            data = _read_member(path, zf, info)
+            frames.append(parse_archive_csv(data, kind=kind, market=market, source=f"{path}:{info.filename}"))
+    return frames[0] if len(frames) == 1 else pl.concat(frames, how="vertical")
+
+
+def csv_members(zf: zipfile.ZipFile, path: Path) -> list[zipfile.ZipInfo]:
+    """The CSV members of an archive zip; a zip without one is a :class:`DataError`."""
+    members = [i for i in zf.infolist() if i.filename.lower().endswith(".csv")]
+    if not members:
+        raise DataError(f"zip holds no CSV file (members: {zf.namelist() or 'none'})", file=str(path),
+                        hint=FIX_HINT)
+    return members
+
+
+@contextmanager
+def zip_errors_as_data_error(path: Path) -> Iterator[None]:
+    """Turn what a damaged zip raises while being read into one :class:`DataError` naming the file."""
     try:
-        with zipfile.ZipFile(path) as zf:
-            members = [n for n in zf.namelist() if n.lower().endswith(".csv")]
-            if not members:
-                raise DataError(
-                    f"zip holds no CSV file (members: {zf.namelist() or 'none'})",
-                    file=str(path),
-                    hint=_FIX_HINT,
-                )
-            for member in members:
-                data = _read_member(path, zf, zf.getinfo(member))
-                frames.append(
-                    parse_archive_csv(data, kind=kind, market=market, source=f"{path}:{member}")
-                )
+        yield
     except DataError:
         raise
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError) as exc:
-        raise DataError(
-            f"corrupt or truncated zip ({type(exc).__name__}: {exc})",
-            file=str(path),
-            hint=_FIX_HINT,
-        ) from None
-    return frames[0] if len(frames) == 1 else pl.concat(frames, how="vertical")
+        raise DataError(f"corrupt or truncated zip ({type(exc).__name__}: {exc})", file=str(path),
+                        hint=FIX_HINT) from None
 
 
 def _read_member(path: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
@@ -683,7 +687,7 @@ def _match_header(
         f"(a {layout.kind} file needs {','.join(layout.names)})",
         file=source,
         column=missing[0],
-        hint="check that the file matches the requested kind and market; " + _FIX_HINT,
+        hint="check that the file matches the requested kind and market; " + FIX_HINT,
     )
 
 
@@ -697,7 +701,7 @@ def _match_width(width: int, layouts: list[Layout], source: str) -> Layout:
         f"({' | '.join(','.join(lay.names) for lay in layouts)})",
         file=source,
         row=1,
-        hint="check that the file matches the requested kind and market; " + _FIX_HINT,
+        hint="check that the file matches the requested kind and market; " + FIX_HINT,
     )
 
 
@@ -718,7 +722,7 @@ def _width_error(body: bytes, width: int, source: str) -> DataError | None:
         f"wrong column count: found {found} fields, expected {width}",
         file=source,
         row=line + 1,
-        hint=_FIX_HINT,
+        hint=FIX_HINT,
     )
 
 
@@ -764,14 +768,14 @@ def _diagnose(
             if first is None or row < first[0]:
                 first = (row, col.name, str(s[row]), str(col.dtype))
     if first is None:
-        return DataError(f"CSV could not be parsed: {exc}", file=source, hint=_FIX_HINT)
+        return DataError(f"CSV could not be parsed: {exc}", file=source, hint=FIX_HINT)
     row, name, value, dtype = first
     return DataError(
         f"cannot read {value!r} as {dtype}",
         file=source,
         row=row + 1,
         column=name,
-        hint=_FIX_HINT,
+        hint=FIX_HINT,
     )
 
 
@@ -822,7 +826,7 @@ def _text_to_ts(values: pl.Series, source: str, column: str) -> pl.Series:
             file=source,
             row=row + 1,
             column=column,
-            hint=_FIX_HINT,
+            hint=FIX_HINT,
         )
     return parsed
 

@@ -26,7 +26,12 @@ from typing import Any
 
 import polars as pl
 
-from hydraquant.data.binance_archive import parse_archive_body, plan_archive_csv
+from hydraquant.data.binance_archive import (
+    csv_members,
+    parse_archive_body,
+    plan_archive_csv,
+    zip_errors_as_data_error,
+)
 from hydraquant.errors import DataError
 
 try:  # ISA-L: same output as zlib, ~3x faster; releases the GIL
@@ -41,10 +46,6 @@ logger = logging.getLogger(__name__)
 #: inflated bytes per chunk: ~130k aggTrades rows, one Parquet row group each
 DEFAULT_CHUNK_BYTES = 8 << 20
 _READ_BYTES = 1 << 20
-_HINT = (
-    "re-download the file (delete it from the cache and fetch again); if the "
-    "published file itself is bad, exclude that day"
-)
 
 
 def _member_offset(fh: Any, info: zipfile.ZipInfo) -> int:
@@ -172,15 +173,9 @@ def iter_archive_frames(
     """
     path = Path(path)
     rows_before = 0
-    try:
+    with zip_errors_as_data_error(path):
         with zipfile.ZipFile(path) as zf:
-            members = [i for i in zf.infolist() if i.filename.lower().endswith(".csv")]
-            if not members:
-                raise DataError(
-                    f"zip holds no CSV file (members: {zf.namelist() or 'none'})",
-                    file=str(path),
-                    hint=_HINT,
-                )
+            members = csv_members(zf, path)
         for info in members:
             source = f"{path}:{info.filename}"
             plan = None
@@ -211,12 +206,6 @@ def iter_archive_frames(
                 member_rows += frame.height
                 yield frame, rows_before + member_rows - frame.height
             rows_before += member_rows
-    except DataError:
-        raise
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError) as exc:
-        raise DataError(
-            f"corrupt or truncated zip ({type(exc).__name__}: {exc})", file=str(path), hint=_HINT
-        ) from None
 
 
 __all__ = ["DEFAULT_CHUNK_BYTES", "inflate_lines", "iter_archive_frames", "read_ahead"]
