@@ -21,8 +21,8 @@ import numpy as np
 import polars as pl
 
 from hydraquant.errors import HydraError
-from hydraquant.models.trainer import align_proba
 from hydraquant.models.registry import BundleRef, ModelRegistry, read_json
+from hydraquant.models.trainer import align_proba
 
 log = logging.getLogger(__name__)
 
@@ -141,12 +141,8 @@ class Predictor:
     def predict_array(self, X: np.ndarray, *, regimes: Any = None, symbols: Any = None) -> np.ndarray:
         """Fold-average within each member, combine members, then calibrate."""
         regression = self.task == "regression"
-        per_member: dict[str, np.ndarray] = {}
-        for name, learners in self.members.items():
-            outs = [np.asarray(lr.predict(X), dtype=np.float64) if regression
-                    else align_proba(lr.predict_proba(X), lr.classes_, self.classes or [])
-                    for lr in learners]
-            per_member[name] = _fold_average(outs)
+        per_member = {name: member_output(learners, X, self.task, self.classes)
+                      for name, learners in self.members.items()}
         if self.ensemble is not None and getattr(self.ensemble, "method", None) == "regime_router":
             if regimes is None:
                 raise FeatureMismatchError(
@@ -188,12 +184,18 @@ class Predictor:
         )
 
 
-def _fold_average(outs: Sequence[np.ndarray]) -> np.ndarray:
-    if outs[0].ndim == 2:
-        from hydraquant.models.ensemble import fold_average
+def member_output(learners: Sequence[Any], X: np.ndarray, task: str, classes: Sequence[Any] | None) -> np.ndarray:
+    """One member's output: its fold models averaged (seed 000), probabilities in the model's class order.
 
-        return np.asarray(fold_average(outs), dtype=np.float64)
-    return np.mean(np.stack(outs), axis=0)
+    A fold that never saw a rare class predicts fewer columns; they are placed by class, the
+    missing one at 0.  Used by the predictor and by the run that scores its holdout.
+    """
+    if task == "regression":
+        return np.mean(np.stack([np.asarray(lr.predict(X), dtype=np.float64) for lr in learners]), axis=0)
+    from hydraquant.models.ensemble import fold_average
+
+    outs = [align_proba(lr.predict_proba(X), lr.classes_, classes or []) for lr in learners]
+    return np.asarray(fold_average(outs), dtype=np.float64)
 
 
 def _bundle_path(root: Path, rel: str) -> Path:

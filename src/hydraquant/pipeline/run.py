@@ -176,26 +176,15 @@ def _register(cfg: RunConfig, model: TrainedModel, data: RunData, registry_root:
     return ref.label
 
 
-def holdout_signals(model: TrainedModel) -> pl.DataFrame:
-    """``ts, symbol, p_long, p_short, p_flat`` from the calibrated holdout probabilities."""
-    classes = [str(c) for c in model.classes or []]
-    cols = {}
-    for side, cls in model.job.signal_classes.items():
-        if str(cls) not in classes:
-            raise HydraError(f"model {model.name}: signal_classes.{side} = {cls!r} is not a class {classes}")
-        cols[f"p_{side}"] = model.holdout[:, classes.index(str(cls))]
-    return model.holdout_keys.with_columns(pl.Series(k, v, dtype=pl.Float64) for k, v in cols.items())
-
-
 def run_backtest_stage(cfg: RunConfig, data: RunData, model: TrainedModel, notes: list[str]):
     from hydraquant.backtest import oos_gate, run_backtest
     from hydraquant.backtest.gate import fold_bounds
     from hydraquant.backtest.signals import signals_to_market
 
-    signals = holdout_signals(model)
-    start = signals["ts"].min()
-    bars = data.inputs.bars.filter(pl.col("ts") >= start)
-    market = signals_to_market(bars, signals, interval=data.interval)
+    signals = model.holdout_frame().drop("y_true")
+    bars = data.inputs.bars.filter(pl.col("ts") >= signals["ts"].min())
+    market = signals_to_market(bars, signals, interval=data.interval, signal_classes=model.job.signal_classes,
+                               source=f"holdout predictions of {model.name}")
     bt = cfg.backtest
     result = run_backtest(market, bt.policy, bt.costs, initial_cash=bt.initial_cash)
     gate = None

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import numpy as np
 import polars as pl
 
 from hydraquant.data.files import write_table_file
@@ -26,18 +25,8 @@ if TYPE_CHECKING:
     from hydraquant.pipeline.train_stage import TrainedModel
 
 
-def holdout_frame(model: TrainedModel) -> pl.DataFrame:
-    """ts, symbol, the true label and the calibrated output of every holdout row."""
-    keys = model.holdout_keys.with_columns(pl.Series("y_true", model.y_holdout))
-    if model.task == "regression":
-        return keys.with_columns(pl.Series("prediction", np.asarray(model.holdout, dtype=np.float64)))
-    return keys.with_columns(
-        pl.Series(f"p_{c}", model.holdout[:, i], dtype=pl.Float64) for i, c in enumerate(model.classes or [])
-    )
-
-
 def _model_section(model: TrainedModel, bars: pl.DataFrame) -> ModelSection:
-    preds = holdout_frame(model)
+    preds = model.holdout_frame()
     price = preds.drop("y_true").join(bars.select("ts", "symbol", "close"), on=["ts", "symbol"], how="left")
     regression = model.task == "regression"
     return ModelSection(
@@ -88,7 +77,7 @@ def build_report(result: RunResult, data: RunData) -> RunReport:
 def write_run_outputs(result: RunResult, data: RunData) -> None:
     out = result.out_dir
     for model in result.models:
-        write_table_file(holdout_frame(model), out / f"predictions_{model.name}.parquet")
+        write_table_file(model.holdout_frame(), out / f"predictions_{model.name}.parquet")
     if result.backtest is not None:
         write_table_file(result.backtest.trades, out / "trades.parquet")
         write_table_file(result.backtest.equity, out / "equity.parquet")

@@ -52,6 +52,15 @@ class TrainedModel:
     holdout_start: Any
     rows: dict[str, int] = field(default_factory=dict)
 
+    def holdout_frame(self) -> pl.DataFrame:
+        """ts, symbol, the true label and the calibrated output (``p_<class>`` / ``prediction``) per holdout row."""
+        keys = self.holdout_keys.with_columns(pl.Series("y_true", self.y_holdout))
+        if self.task == "regression":
+            return keys.with_columns(pl.Series("prediction", np.asarray(self.holdout, dtype=np.float64)))
+        return keys.with_columns(
+            pl.Series(f"p_{c}", self.holdout[:, i], dtype=pl.Float64) for i, c in enumerate(self.classes or [])
+        )
+
 
 def holdout_start(ts: pl.Series, spec: HoldoutSpec) -> Any:
     """First timestamp of the holdout: ``spec.start`` or the (1 - fraction) point of the distinct times."""
@@ -99,16 +108,6 @@ def _combine(job: ModelJob, outs: dict[str, np.ndarray], y_idx: np.ndarray | Non
         ens = E.StackedEnsemble().fit({k: v[mask] for k, v in outs.items()}, y_idx[mask], order=t[mask],
                                       t_end=t_end[mask])
     return np.asarray(ens.predict_proba(outs), dtype=np.float64), ens
-
-
-def _member_holdout(cvres, X: np.ndarray, task: str) -> np.ndarray:
-    from hydraquant.models.trainer import align_proba
-
-    if task == "regression":
-        return np.mean(np.stack([np.asarray(f.learner.predict(X), dtype=np.float64) for f in cvres.folds]), axis=0)
-    # a fold that never saw a rare class predicts fewer columns: place them in the model's class order
-    outs = [align_proba(f.learner.predict_proba(X), f.learner.classes_, cvres.classes) for f in cvres.folds]
-    return np.mean(np.stack(outs), axis=0)
 
 
 def _score(task: str, y: np.ndarray, out: np.ndarray, classes: list | None) -> dict[str, Any]:
@@ -163,6 +162,7 @@ def train_model(
 ) -> TrainedModel:
     """Holdout split, CV per learner, ensemble + calibration on OOF, then score the holdout once."""
     from hydraquant.models.calibration import RegressionCalibrator, make_calibrator
+    from hydraquant.models.predictor import member_output
     from hydraquant.models.trainer import cross_validate
 
     target, task = job.target, job.task
@@ -208,7 +208,8 @@ def train_model(
     y_idx = encode_labels(y_dev, classes) if classes is not None else None
     t_us, e_us = (dev[c].dt.epoch("us").to_numpy() for c in ("ts", "t_end"))
     oof, ens = _combine(job, oofs, y_idx, mask, task, t_us, e_us)
-    hold_members = {k: _member_holdout(c, X_hold, task) for k, c in cvs.items()} if hold.height else {}
+    hold_members = ({k: member_output([f.learner for f in c.folds], X_hold, task, classes) for k, c in cvs.items()}
+                    if hold.height else {})
     if hold.height:
         hold_raw = (np.asarray(ens.predict_proba(hold_members), dtype=np.float64) if ens is not None
                     else np.mean(np.stack(list(hold_members.values())), axis=0))
