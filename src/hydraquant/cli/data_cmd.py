@@ -122,7 +122,7 @@ def import_cmd(
 ) -> None:
     """Import a file from any supported source family into the lake (see docs/data-families.md)."""
     from hydraquant.data.importers import families_table, import_file
-    from hydraquant.data.ingest import IngestItem, ingest_many
+    from hydraquant.data.ingest import ingest_many
 
     app = app_context(ctx)
     if list_formats:
@@ -147,18 +147,7 @@ def import_cmd(
     tables = import_file(
         file, kind=kind, symbol=symbol.upper() if symbol else None, mapping=mapping or None, tz=tz, fmt=fmt
     )
-    items = [
-        IngestItem(
-            frame=t.frame,
-            exchange=exchange or t.exchange,
-            market=market or t.market,
-            kind=t.kind,
-            symbol=t.symbol,
-            interval=interval or t.interval,
-            source=str(file),
-        )
-        for t in tables
-    ]
+    items = [t.ingest_item(exchange=exchange, market=market, interval=interval, source=str(file)) for t in tables]
     result = ingest_many(app.lake, items, repairs=repair or [])
     table = Table(title=f"imported {file.name} ({tables[0].family if tables else '?'})")
     for col in ("table", "rows", "new rows", "first", "last", "gaps"):

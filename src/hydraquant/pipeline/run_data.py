@@ -58,14 +58,10 @@ def _resolve_files(patterns: tuple[str, ...], config_dir: Path | None) -> list[P
 
 def _import_files(lake: Lake, spec: DataSpec, config_dir: Path | None) -> tuple[list[str], str, str]:
     from hydraquant.data.importers import import_file
-    from hydraquant.data.ingest import IngestItem, ingest_many
+    from hydraquant.data.ingest import ingest_many
 
-    items = []
-    for path in _resolve_files(spec.files, config_dir):
-        for t in import_file(path, kind="auto", symbol=None):
-            items.append(IngestItem(frame=t.frame, exchange=spec.exchange or t.exchange,
-                                    market=spec.market or t.market, kind=t.kind, symbol=t.symbol,
-                                    interval=t.interval, source=str(path)))
+    items = [t.ingest_item(exchange=spec.exchange, market=spec.market, source=str(path))
+             for path in _resolve_files(spec.files, config_dir) for t in import_file(path, kind="auto", symbol=None)]
     result = ingest_many(lake, items)
     tables = [w.table for w in result.writes if w.table.kind == "klines"]
     if not tables:

@@ -57,6 +57,15 @@ class ImportedTable:
     source: str
     family: str
 
+    def ingest_item(self, *, exchange: str | None = None, market: str | None = None,
+                    interval: str | None = None, source: str | None = None):
+        """This table as an :class:`~hydraquant.data.ingest.IngestItem`, with optional overrides."""
+        from hydraquant.data.ingest import IngestItem
+
+        return IngestItem(frame=self.frame, exchange=exchange or self.exchange, market=market or self.market,
+                          kind=self.kind, symbol=self.symbol, interval=interval or self.interval,
+                          source=source or self.source)
+
 
 @dataclass(frozen=True)
 class Request:
