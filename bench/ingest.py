@@ -40,6 +40,7 @@ def rss(field):
     return float("nan")
 
 mode, zip_path, lake_dir, warm = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4] == "warm"
+workers = int(sys.argv[5]) if sys.argv[5] != "auto" else None
 if mode == "pandas":
     import pandas as pd
 
@@ -60,7 +61,7 @@ else:
 
     def work(lake_dir):
         if mode == "stream":
-            return ingest_archive(Lake(lake_dir), zip_path, kind="aggTrades", market="um", symbol="BTCUSDT")
+            return ingest_archive(Lake(lake_dir), zip_path, kind="aggTrades", market="um", symbol="BTCUSDT", workers=workers)
         frame = parse_archive_zip(zip_path, kind="aggTrades", market="um")
         return ingest(Lake(lake_dir), IngestItem(frame, "binance", "um", "aggTrades", "BTCUSDT", zip_path))
 if warm:  # steady state: a process that already ingested one file (JIT cache loaded, pools warm)
@@ -76,9 +77,10 @@ print(json.dumps({"seconds": elapsed, "cpu_seconds": cpu, "peak_growth_mib": rss
 """
 
 
-def run_child(mode: str, zip_path: Path, lake_dir: Path, warm: bool = False) -> dict:
+def run_child(mode: str, zip_path: Path, lake_dir: Path, warm: bool = False, workers: int | None = None) -> dict:
     out = subprocess.run(
-        [sys.executable, "-c", CHILD, mode, str(zip_path), str(lake_dir), "warm" if warm else "cold"],
+        [sys.executable, "-c", CHILD, mode, str(zip_path), str(lake_dir), "warm" if warm else "cold",
+         "auto" if workers is None else str(workers)],
         check=True, capture_output=True, text=True,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -88,6 +90,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=2_000_000, help="minimum trades in the day")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=None, help="parse threads (default: cores, at most 8)")
     args = parser.parse_args()
 
     from hydraquant.data.simulator import SimConfig, iter_simulation, write_archive_zip
@@ -111,11 +114,12 @@ def main() -> None:
     # one untimed call loads/compiles the numba parser cache, as after any install
     run_child("stream", zip_path, work / f"lake{next(counter)}")
     runs = {
-        mode: [run_child(mode, zip_path, work / f"lake{next(counter)}") for _ in range(args.repeat)]
+        mode: [run_child(mode, zip_path, work / f"lake{next(counter)}", workers=args.workers) for _ in range(args.repeat)]
         for mode in ("stream", "oneshot", "pandas")
     }
     warm_runs = {
-        mode: [run_child(mode, zip_path, work / f"lake{next(counter)}", warm=True) for _ in range(args.repeat)]
+        mode: [run_child(mode, zip_path, work / f"lake{next(counter)}", warm=True, workers=args.workers)
+               for _ in range(args.repeat)]
         for mode in ("stream", "pandas")
     }
     shutil.rmtree(work, ignore_errors=True)

@@ -123,23 +123,24 @@ def test_inflate_lines_cuts_on_line_breaks_and_checks_crc(tmp_path: Path) -> Non
     assert all(c.endswith(b"\n") for c in chunks)
 
 
+@pytest.mark.parametrize("workers", [1, 3])
 @pytest.mark.parametrize("chunk", [1 << 10, 4 << 10, 1 << 20])
-def test_streamed_frames_equal_one_shot(tmp_path: Path, chunk: int) -> None:
+def test_streamed_frames_equal_one_shot(tmp_path: Path, chunk: int, workers: int) -> None:
     rows = _rows(2000)
     path = _zip(tmp_path / "a.zip", HEADER + "\n".join(rows).encode())
-    streamed = list(iter_archive_frames(path, kind="aggTrades", market="um", chunk_bytes=chunk))
+    streamed = list(iter_archive_frames(path, kind="aggTrades", market="um", chunk_bytes=chunk, workers=workers))
     offsets = [off for _, off in streamed]
     assert offsets == list(np.cumsum([0] + [f.height for f, _ in streamed[:-1]]))
     whole = pl.concat([f for f, _ in streamed])
     assert_frame_equal(whole, parse_archive_zip(path, kind="aggTrades", market="um"))
 
 
-def _error_at(tmp_path: Path, rows: list[str], chunk: int) -> DataError:
+def _error_at(tmp_path: Path, rows: list[str], chunk: int, workers: int | None = None) -> DataError:
     path = _zip(tmp_path / "bad.zip", HEADER + "\n".join(rows).encode())
     lake = Lake(tmp_path / "lake")
     with pytest.raises(DataError) as info:
         ingest_archive(
-            lake, path, kind="aggTrades", market="um", symbol="BTCUSDT", chunk_bytes=chunk
+            lake, path, kind="aggTrades", market="um", symbol="BTCUSDT", chunk_bytes=chunk, workers=workers
         )
     assert not any((tmp_path / "lake").rglob("*.parquet")) and not any(
         (tmp_path / "lake").rglob("*.tmp")
@@ -147,10 +148,12 @@ def _error_at(tmp_path: Path, rows: list[str], chunk: int) -> DataError:
     return info.value
 
 
-def test_parse_error_row_is_file_global(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [1, 4])
+def test_parse_error_row_is_file_global(tmp_path: Path, workers: int) -> None:
+    """Chunks parsed out of order on a pool still report the row counted from the file's start."""
     rows = _rows(3000)
     rows[2500] = rows[2500].replace(".5,", ".5x,", 1)
-    err = _error_at(tmp_path, rows, chunk=2048)
+    err = _error_at(tmp_path, rows, chunk=2048, workers=workers)
     assert (err.row, err.column) == (2501, "price")
 
 

@@ -166,7 +166,11 @@ def _parse(buf, cap, kinds, slots, ints, floats, bools, slow_pos, pow10):
 def parse_numeric_csv(
     buf: np.ndarray, kinds: np.ndarray, rows: int
 ) -> tuple[int, int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Parse ``rows`` newline-terminated lines of ``buf`` (uint8, no header).
+    """Parse the newline-terminated lines of ``buf`` (uint8, no header); at most ``rows`` of them.
+
+    ``rows`` sizes the output (an exact count or any upper bound: the arrays
+    are allocated uninitialised, so untouched capacity costs address space,
+    not memory); more lines than that is reported as not handled.
 
     ``kinds[j]`` is SKIP/INT/FLOAT/BOOL for file column ``j``.  Returns
     ``(rows_parsed, status, ints, floats, bools, slow)``: one output row per
@@ -191,9 +195,8 @@ def parse_numeric_csv(
     if rows == 0:
         return 0, OK, ints, floats, bools, slow[:0]
     parsed, status, n_slow = _parse(buf, rows, kinds, slots, ints, floats, bools, slow, _POW10)
-    if status == OK and parsed != rows:
-        status = UNHANDLED
-    return parsed, status, ints, floats, bools, slow[:n_slow]
+    # ``rows`` may be a capacity (an upper bound on the lines): hand back only what was parsed
+    return parsed, status, ints[:, :parsed], floats[:, :parsed], bools[:, :parsed], slow[:n_slow]
 
 
 def fix_slow_floats(buf: np.ndarray, floats: np.ndarray, slow: np.ndarray) -> bool:

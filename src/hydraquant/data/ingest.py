@@ -114,6 +114,7 @@ def ingest_archive(
     exchange: str = "binance",
     interval: str | None = None,
     chunk_bytes: int | None = None,
+    workers: int | None = None,
     repairs: Iterable[str] = (),
 ) -> IngestResult:
     """Stream one Binance archive zip into the lake in bounded memory.
@@ -124,7 +125,7 @@ def ingest_archive(
     the member is inflated, parsed, validated and written chunk by chunk
     (:mod:`hydraquant.data.stream`, :mod:`hydraquant.data.lake_stream`), so
     peak memory is a few chunks instead of several copies of the file, and
-    inflating, parsing and writing overlap.  ``repairs`` (sort/dedupe) need the
+    inflating, parsing (``workers`` threads, default: the cores, at most 8) and writing overlap.  ``repairs`` (sort/dedupe) need the
     whole file, so they take the in-memory path.
     """
     from hydraquant.data.binance_archive import archive_kind, parse_archive_zip
@@ -139,7 +140,7 @@ def ingest_archive(
     carry = None
     with lake.open_writer(exchange=exchange, market=market, kind=lake_kind, symbol=symbol, interval=interval) as writer:
         for frame, _ in iter_archive_frames(
-            path, kind=kind, market=market, chunk_bytes=chunk_bytes or DEFAULT_CHUNK_BYTES
+            path, kind=kind, market=market, chunk_bytes=chunk_bytes or DEFAULT_CHUNK_BYTES, workers=workers
         ):
             carry = validate_chunk(frame, lake_kind, source=source, carry=carry, interval=interval)
             writer.write(frame)

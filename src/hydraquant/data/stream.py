@@ -15,21 +15,26 @@ finished, so a corrupt tail leaves nothing visible.
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import struct
 import threading
 import zipfile
 import zlib
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
 from hydraquant.data.binance_archive import (
+    CsvPlan,
     csv_members,
     parse_archive_body,
     plan_archive_csv,
+    shift_error_rows,
     zip_errors_as_data_error,
 )
 from hydraquant.errors import DataError
@@ -156,12 +161,22 @@ def read_ahead(items: Iterator[Any], depth: int = 1) -> Iterator[Any]:
             worker.join(timeout=0.05)
 
 
+def parse_workers(requested: int | None = None) -> int:
+    """Threads that parse chunks: the machine's cores, at most 8 (inflating is the serial floor)."""
+    if requested is not None:
+        if requested < 1:
+            raise ValueError(f"workers must be >= 1, got {requested}")
+        return requested
+    return max(1, min(8, os.cpu_count() or 1))
+
+
 def iter_archive_frames(
     path: Path | str,
     *,
     kind: str,
     market: str,
     chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+    workers: int | None = None,
 ) -> Iterator[tuple[pl.DataFrame, int]]:
     """Parse every CSV member of an archive zip chunk by chunk.
 
@@ -170,42 +185,77 @@ def iter_archive_frames(
     file-global rows).  Concatenated, the frames equal
     :func:`hydraquant.data.binance_archive.parse_archive_zip`'s result.
     Errors are :class:`DataError` exactly as there.
+
+    Chunks after a member's first are parsed ``workers`` at a time on a
+    thread pool (the compiled parser and polars release the GIL), so on a
+    many-core machine parsing keeps up with inflating; results still come
+    out in file order and at most ``workers + 1`` chunks are in flight.
     """
     path = Path(path)
+    n_workers = parse_workers(workers)
     rows_before = 0
     with zip_errors_as_data_error(path):
         with zipfile.ZipFile(path) as zf:
             members = csv_members(zf, path)
-        for info in members:
-            source = f"{path}:{info.filename}"
-            plan = None
-            unit: int | None = None
-            member_rows = 0
-            blocks = read_ahead(inflate_lines(path, info, chunk_bytes))
-            for block in blocks:
-                start = 0
+        with ThreadPoolExecutor(max_workers=n_workers, thread_name_prefix="hq-parse") as pool:
+            for info in members:
+                member_rows = 0
+                for frame in _member_frames(path, info, kind, market, chunk_bytes, pool, n_workers):
+                    yield frame, rows_before + member_rows
+                    member_rows += frame.height
+                rows_before += member_rows
+
+
+def _member_frames(
+    path: Path, info: zipfile.ZipInfo, kind: str, market: str, chunk_bytes: int, pool: ThreadPoolExecutor, depth: int
+) -> Iterator[pl.DataFrame]:
+    """One member's frames in file order; the first data chunk is awaited alone (it fixes the epoch unit)."""
+    source = f"{path}:{info.filename}"
+    blocks = read_ahead(inflate_lines(path, info, chunk_bytes))
+    plan: CsvPlan | None = None
+    unit: int | None = None
+    pending: deque[Future[tuple[pl.DataFrame, int | None]]] = deque()
+    rows_done = 0
+
+    def finish(future: Future[tuple[pl.DataFrame, int | None]]) -> pl.DataFrame:
+        nonlocal rows_done, unit
+        try:
+            frame, unit = future.result()
+        except DataError as exc:
+            for _ in blocks:  # garbage from a damaged stream reads as a bad row: say "corrupt" if the CRC disagrees
+                pass
+            raise shift_error_rows(exc, rows_done) from None
+        rows_done += frame.height
+        return frame
+
+    try:
+        for block in blocks:
+            start = 0
+            if plan is None:
+                plan = plan_archive_csv(block, kind=kind, market=market, source=source)
                 if plan is None:
-                    plan = plan_archive_csv(block, kind=kind, market=market, source=source)
-                    if plan is None:
-                        continue
-                    start = plan.body_start
-                end = len(block)
-                while end > start and block[end - 1] in b"\r\n\t ":
-                    end -= 1
-                if end <= start:
                     continue
-                try:
-                    frame, unit = parse_archive_body(
-                        block, start, end, plan, source=source, row_offset=member_rows, unit=unit
-                    )
-                except DataError:
-                    # garbage from a damaged stream reads as a bad row: say "corrupt" if the CRC agrees
-                    for _ in blocks:
-                        pass
-                    raise
-                member_rows += frame.height
-                yield frame, rows_before + member_rows - frame.height
-            rows_before += member_rows
+                start = plan.body_start
+            end = _body_end(block, start)
+            if end <= start:
+                continue
+            first = rows_done == 0 and not pending
+            pending.append(pool.submit(parse_archive_body, block, start, end, plan, source=source, unit=unit))
+            if first or len(pending) > depth:
+                yield finish(pending.popleft())
+        while pending:
+            yield finish(pending.popleft())
+    finally:
+        for future in pending:
+            future.cancel()
 
 
-__all__ = ["DEFAULT_CHUNK_BYTES", "inflate_lines", "iter_archive_frames", "read_ahead"]
+def _body_end(block: bytes, start: int) -> int:
+    """End of the data lines: trailing line breaks and blanks dropped."""
+    end = len(block)
+    while end > start and block[end - 1] in b"\r\n\t ":
+        end -= 1
+    return end
+
+
+__all__ = ["DEFAULT_CHUNK_BYTES", "inflate_lines", "iter_archive_frames", "parse_workers", "read_ahead"]
