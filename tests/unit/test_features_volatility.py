@@ -197,3 +197,31 @@ def test_rolling_pct_rank_matches_polars_average_ties_reference():
         x[100] = np.nan
         ref = (pl.Series(x).fill_nan(None).rolling_rank(n, method="average", min_samples=n) / n).to_numpy()
         np.testing.assert_allclose(rolling_pct_rank(x, n), ref.astype(float), rtol=0, atol=1e-12, equal_nan=True)
+
+
+def test_round_mantissa_keeps_specials_and_rounds_to_nearest() -> None:
+    from hydraquant.features.inputs import round_mantissa
+
+    x = np.array([1.0, 1.0 + 2.0**-40, 1.0 + 2.0**-20, -3.5, np.nan, np.inf, -np.inf, 0.0])
+    out = round_mantissa(x, 28)
+    assert out[0] == 1.0 and out[1] == 1.0  # 2**-40 is below the 28th bit: rounded away
+    assert out[2] == 1.0 + 2.0**-20  # kept: within 28 significant bits
+    assert out[3] == -3.5 and np.isnan(out[4]) and out[5] == np.inf and out[6] == -np.inf and out[7] == 0.0
+
+
+def test_rolling_rank_is_the_same_from_any_history_start() -> None:
+    """Live/predict rebuild features from a warm-up window, the run from the full history.
+
+    Rolling std from different starts differs in the last bits, and a quiet market has many
+    exact ties (windows of zero returns); the rank must not depend on where history starts.
+    """
+    from hydraquant.features.inputs import rolling_pct_rank, rolling_std
+
+    rng = np.random.default_rng(0)
+    r = rng.normal(0, 1e-4, 200_000) * (rng.random(200_000) < 0.3)
+    n, rank_n, off = 1200, 2400, 50_000
+    full, suffix = rolling_std(r, n), rolling_std(r[off:], n)
+    assert (full[off + n:] != suffix[n:]).mean() > 0.1  # the std itself does differ in the last bits
+    ranked_full = rolling_pct_rank(full, rank_n)[off + n + rank_n:]
+    ranked_suffix = rolling_pct_rank(suffix, rank_n)[n + rank_n:]
+    np.testing.assert_array_equal(ranked_full, ranked_suffix)
