@@ -29,6 +29,7 @@ SMALL: dict[str, list[str]] = {
     "signal_discovery": ["cv.n_splits=2", "models.0.learners.0.params.n_estimators=40"],
     "novosky_m15": ["cv.n_splits=2", "models.0.learners.0.params.n_estimators=20",
                     "models.0.learners.1.params.n_estimators=40", "models.0.learners.2.params.n_estimators=40"],
+    "regime_router": ["data.simulate.days=1", "cv.n_splits=2", "models.0.learners.0.params.n_estimators=30"],
 }
 
 

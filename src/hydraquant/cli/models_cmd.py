@@ -164,19 +164,30 @@ def predict_cmd(
     source: Annotated[str, typer.Option(help="Bar source: auto, bars or klines.")] = "auto",
     exchange: Annotated[str | None, typer.Option(help="Exchange (when ambiguous).")] = None,
     market: Annotated[str | None, typer.Option(help="Market (when ambiguous).")] = None,
+    explain: Annotated[int | None, typer.Option(
+        "--explain", metavar="K",
+        help="Add each row's K strongest SHAP drivers (feature_i, contribution_i in log-odds of the "
+             "explained class, base_value) and print the latest row per symbol.")] = None,
 ) -> None:
     """Score lake bars with a registered model: the bundle's exact features, calibrated probabilities."""
     import polars as pl
 
     from hydraquant.data.files import check_table_file, write_table_file
-    from hydraquant.models.predictor import Predictor, predict_lake
+    from hydraquant.models.predictor import Predictor, lake_features
 
     app = app_context(ctx)
+    if explain is not None and explain < 1:
+        raise HydraError(f"--explain must be >= 1 (the number of top feature contributions per row), got {explain}",
+                         hint="e.g. --explain 3 adds the three strongest drivers of every prediction")
     if out is not None:
         check_table_file(out)
     predictor = Predictor.load(_registry(app, registry), model)
-    preds = predict_lake(app.lake, predictor, split_symbols(symbols), start, end,
-                         exchange=exchange, market=market, source=source)
+    feats = lake_features(app.lake, predictor, split_symbols(symbols), start, end,
+                          exchange=exchange, market=market, source=source)
+    preds = predictor.predict_proba(feats)
+    if explain is not None:
+        drivers = _explain_with_progress(app, predictor, feats, explain)
+        preds = pl.concat([preds, drivers.drop("ts", "symbol")], how="horizontal")
     if out is not None:
         write_table_file(preds, out)
     value_cols = predictor.output_columns
@@ -191,8 +202,44 @@ def predict_cmd(
         table.add_row(str(row["symbol"]), f"{row['rows']:,}", str(row["first"]), str(row["last"]),
                       *(_fmt(row[c]) for c in value_cols))
     app.console.print(table)
+    if explain is not None:
+        app.console.print(_drivers_table(predictor, preds))
     if out is not None:
         app.console.print(f"wrote {preds.height:,} rows to {out}")
+
+
+def _explain_with_progress(app: AppContext, predictor: Any, feats: Any, k: int) -> Any:
+    """``Predictor.explain`` under a transient bar: SHAP over many rows and folds takes a while."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (TextColumn("explaining"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=app.err, transient=True) as bar:
+        task = bar.add_task("explain", total=None)
+        return predictor.explain(feats, k=k, progress=lambda done, total: bar.update(task, completed=done,
+                                                                                     total=total))
+
+
+def _drivers_table(predictor: Any, preds: Any) -> Table:
+    """The latest row per symbol with its drivers: what a trader checks before acting on a signal."""
+    k = sum(1 for c in preds.columns if c.startswith("feature_"))
+    latest = preds.sort("ts").group_by("symbol", maintain_order=True).last().sort("symbol")
+    classification = "explained_class" in preds.columns
+    unit = "log-odds of the class" if classification else "output units"
+    table = Table(title=f"latest signal per symbol: top {k} drivers ({unit}, before calibration)")
+    heads = ["symbol", "ts"] + (["class", "p"] if classification else ["prediction"])
+    for col in (*heads, *(f"#{i + 1}" for i in range(k)), "base"):
+        table.add_column(col, justify="left" if col in ("symbol", "ts", "class") else "right")
+    for row in latest.iter_rows(named=True):
+        if classification:
+            cls = row["explained_class"]
+            value = row.get(f"p_{cls}") if cls is not None else None
+            lead = [_fmt(cls), _fmt(value)]
+        else:
+            lead = [_fmt(row.get("prediction"))]
+        drivers = [f"{row[f'feature_{i + 1}']} ({row[f'contribution_{i + 1}']:+.3g})"
+                   if row[f"feature_{i + 1}"] is not None else "" for i in range(k)]
+        table.add_row(str(row["symbol"]), str(row["ts"]), *lead, *drivers, _fmt(row["base_value"]))
+    return table
 
 
 def register(app: typer.Typer) -> None:

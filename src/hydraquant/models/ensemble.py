@@ -546,9 +546,12 @@ class RegimeRouter:
     ``min_confidence`` (seed 004 §22.6 falls back when the specialist is
     unsure), take ``fallback`` (NaN when no fallback is given).
 
-    For bundles, ``members`` maps regime -> member name and ``fallback_member``
-    names the fallback member, so ``predict_proba(base_probas, regimes=...)``
-    works like the other ensembles.
+    For bundles, ``members`` maps regime -> member name (or a list of member
+    names, averaged: a specialist made of several learners) and
+    ``fallback_member`` names the fallback member, so
+    ``predict_proba(base_probas, regimes=...)`` works like the other ensembles.
+    ``predict_active`` routes by regimes already confirmed upstream (a run
+    computes them once on the full bar history, then routes subsets of rows).
     """
 
     method = "regime_router"
@@ -559,7 +562,7 @@ class RegimeRouter:
         min_confidence: float = 0.0,
         default: str | int | None = None,
         *,
-        members: Mapping[Any, str] | None = None,
+        members: Mapping[Any, str | Sequence[str]] | None = None,
         fallback_member: str | None = None,
     ) -> None:
         if int(hysteresis_bars) < 1:
@@ -596,6 +599,15 @@ class RegimeRouter:
         symbols: Any = None,
     ) -> np.ndarray:
         """Probabilities of each row's active-regime model (see the class docstring)."""
+        return self.route_active(self.active_regimes(regimes, symbols), per_regime_probas, fallback)
+
+    def route_active(
+        self,
+        active: Any,
+        per_regime_probas: Mapping[Any, np.ndarray],
+        fallback: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """``route`` for rows whose active (hysteresis-confirmed) regime is already known."""
         if not per_regime_probas and fallback is None:
             raise EnsembleError("route needs per-regime probabilities or a fallback")
         shapes = [np.shape(p) for p in per_regime_probas.values()]
@@ -606,7 +618,7 @@ class RegimeRouter:
                 f"per-regime and fallback probabilities differ in shape: {sorted(set(shapes))}",
                 hint="predict every regime model on all rows, same classes_ order",
             )
-        active = self.active_regimes(regimes, symbols)
+        active = np.asarray(active, dtype=object)
         if len(active) != shapes[0][0]:
             raise EnsembleError(f"{len(active)} regimes for {shapes[0][0]} probability rows")
         out = (
@@ -614,28 +626,81 @@ class RegimeRouter:
             if fallback is None
             else np.array(fallback, dtype=np.float64, copy=True)
         )
+        for p, take in self._takes(active, per_regime_probas).values():
+            out[take] = p[take]
+        return out
+
+    def specialist_rows(self, base_probas: Mapping[str, np.ndarray], active: Any) -> np.ndarray:
+        """Rows a regime specialist answers (``False``: the fallback's row, or no model's)."""
+        per, _ = self._resolve(base_probas)
+        active = np.asarray(active, dtype=object)
+        took = np.zeros(len(active), dtype=bool)
+        for _, take in self._takes(active, per).values():
+            took |= take
+        return took
+
+    def member_weights(
+        self, names: Sequence[str], base_probas: Mapping[str, np.ndarray], active: Any
+    ) -> np.ndarray:
+        """``[n, len(names)]`` weight of each member in each routed row: ``1/k`` for the k members
+        of the answering specialist, 1 for the fallback, NaN where no model answers.  Exact where
+        matching outputs is not (a specialist of several learners equals none of them)."""
+        per, _ = self._resolve(base_probas)
+        active = np.asarray(active, dtype=object)
+        col = {name: j for j, name in enumerate(names)}
+        weights = np.zeros((len(active), len(names)))
+        took = np.zeros(len(active), dtype=bool)
+        for regime, (_, take) in self._takes(active, per).items():
+            members = [self.members[regime]] if isinstance(self.members[regime], str) else self.members[regime]
+            weights[np.ix_(take, [col[m] for m in members])] = 1.0 / len(members)
+            took |= take
+        if self.fallback_member is not None:
+            weights[~took, col[self.fallback_member]] = 1.0
+        else:
+            weights[~took] = np.nan
+        return weights
+
+    def _takes(
+        self, active: np.ndarray, per_regime_probas: Mapping[Any, np.ndarray]
+    ) -> dict[Any, tuple[np.ndarray, np.ndarray]]:
+        """regime -> (its probabilities, rows routed to it): active there and confident enough."""
+        out = {}
         for regime, proba in per_regime_probas.items():  # loop over regimes, not rows
             p = np.asarray(proba, dtype=np.float64)
             take = active == regime
             if self.min_confidence > 0:
-                take &= (
-                    np.nanmax(np.where(np.isfinite(p), p, -np.inf), axis=1) >= self.min_confidence
-                )
-            out[take] = p[take]
+                top = np.where(np.isfinite(p), p, -np.inf)
+                take &= (np.max(top, axis=1) if top.ndim == 2 else top) >= self.min_confidence
+            out[regime] = (p, np.asarray(take, dtype=bool))
         return out
 
     def predict_proba(
         self, base_probas: Mapping[str, np.ndarray], *, regimes: Any, symbols: Any = None
     ) -> np.ndarray:
         """``route`` with member names from ``members``/``fallback_member``."""
-        missing = [
-            m for m in [*self.members.values(), self.fallback_member] if m and m not in base_probas
-        ]
+        per, fb = self._resolve(base_probas)
+        return self.route(regimes, per, fb, symbols)
+
+    def predict_active(self, base_probas: Mapping[str, np.ndarray], active: Any) -> np.ndarray:
+        """``route_active`` with member names from ``members``/``fallback_member``."""
+        per, fb = self._resolve(base_probas)
+        return self.route_active(active, per, fb)
+
+    def _resolve(
+        self, base_probas: Mapping[str, np.ndarray]
+    ) -> tuple[dict[Any, np.ndarray], np.ndarray | None]:
+        """Per-regime outputs (the mean of a specialist's members) and the fallback output."""
+        names = {r: [m] if isinstance(m, str) else list(m) for r, m in self.members.items()}
+        wanted = [m for ms in names.values() for m in ms] + [self.fallback_member]
+        missing = [m for m in wanted if m and m not in base_probas]
         if missing:
             raise EnsembleError(f"regime router needs member(s) {missing}")
-        per = {r: base_probas[m] for r, m in self.members.items()}
+        per = {
+            r: np.mean(np.stack([np.asarray(base_probas[m], dtype=np.float64) for m in ms]), axis=0)
+            for r, ms in names.items()
+        }
         fb = base_probas[self.fallback_member] if self.fallback_member else None
-        return self.route(regimes, per, fb, symbols)
+        return per, fb
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -644,7 +709,9 @@ class RegimeRouter:
             "hysteresis_bars": self.hysteresis_bars,
             "min_confidence": self.min_confidence,
             "default": self.default,
-            "members": [[r, m] for r, m in self.members.items()],  # keeps int regime keys
+            "members": [  # a list of pairs keeps int regime keys
+                [r, m if isinstance(m, str) else list(m)] for r, m in self.members.items()
+            ],
             "fallback_member": self.fallback_member,
         }
 
@@ -654,7 +721,7 @@ class RegimeRouter:
             data["hysteresis_bars"],
             data["min_confidence"],
             data.get("default"),
-            members={r: m for r, m in data.get("members", [])},
+            members={r: m if isinstance(m, str) else list(m) for r, m in data.get("members", [])},
             fallback_member=data.get("fallback_member"),
         )
 

@@ -23,6 +23,7 @@ import json
 import logging
 import math
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
@@ -64,7 +65,9 @@ class FoldResult:
 
     ``fit_idx``/``val_idx`` are the rows the learner was fitted on and the
     early-stopping slice (empty when the learner does not early-stop); both are
-    subsets of ``train_idx`` and disjoint from ``test_idx``.
+    subsets of ``train_idx`` and disjoint from ``test_idx``.  ``pred`` holds the
+    fold's own test predictions (aligned with ``test_idx``): with overlapping
+    test sets (combinatorial CV) they are what backtest paths are stitched from.
     """
 
     fold: int
@@ -76,6 +79,7 @@ class FoldResult:
     resumed: bool
     fit_idx: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
     val_idx: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    pred: np.ndarray | None = None
 
 
 @dataclass
@@ -84,7 +88,11 @@ class CVResult:
 
     ``oof`` is ``[n, len(classes)]`` probabilities (classification) or ``[n]``
     predictions (regression), NaN on rows no test fold covered.  A row covered by
-    several test folds (combinatorial CV) holds the mean of their predictions.
+    several test folds (combinatorial CV) holds the mean of their predictions:
+    every one of them comes from a model whose training rows excluded that row
+    and were purged/embargoed around its test group, so their mean is still
+    out of sample — and it is the same kind of output the bundle gives later
+    (a fold average), which is what calibration and ensemble weights should see.
     """
 
     oof: np.ndarray
@@ -164,6 +172,11 @@ def _data_sha256(X: np.ndarray, y: np.ndarray, w: np.ndarray | None) -> str:
     if w is not None:
         h.update(np.ascontiguousarray(w, dtype="<f8"))
     return h.hexdigest()
+
+
+def _splitter_identity(splitter: Any) -> str:
+    """Class and parameters of a splitter (its repr without the per-row times)."""
+    return re.sub(r", t=<\d+ times>", "", f"{type(splitter).__module__}.{splitter!r}")
 
 
 def _uses_early_stopping(spec: ModelSpec) -> bool:
@@ -274,6 +287,7 @@ class _RunIdentity:
     feature_names: list[str]
     classes: list[Any] | None
     validation_fraction: float
+    splitter: str = ""
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -283,6 +297,7 @@ class _RunIdentity:
             "feature_names": self.feature_names,
             "classes": self.classes,
             "validation_fraction": self.validation_fraction,
+            "splitter": self.splitter,
         }
 
 
@@ -553,6 +568,9 @@ def cross_validate(
             feature_names=feature_names,
             classes=classes,
             validation_fraction=float(validation_fraction),
+            # the CV kind and its parameters: fold k of a walk-forward run and fold k of a
+            # combinatorial run are different models even when a caller's fingerprint forgets it
+            splitter=_splitter_identity(splitter),
         )
         if root.exists():
             _clean_stale(root, identity, n_folds)
@@ -646,6 +664,7 @@ def cross_validate(
                     resumed=loaded is not None,
                     fit_idx=fit_idx,
                     val_idx=val_idx,
+                    pred=pred,
                 )
             )
             bar.advance(k + 1)
@@ -681,3 +700,37 @@ def oof_summary(cv: CVResult, y: Any) -> dict[str, Any]:
     report["coverage"] = n_oof / mask.size
     report["n_folds"] = len(cv.folds)
     return report
+
+
+def path_predictions(cv: CVResult, splitter: Any) -> list[np.ndarray]:
+    """The combinatorial CV backtest paths of one learner: ``n_paths`` arrays shaped like ``cv.oof``.
+
+    Path p takes, for every group g, the test predictions of split
+    ``splitter.backtest_paths()[p, g]``; each path therefore covers every row
+    exactly once with a model that never trained on it (nor on rows whose
+    labels overlap it), which is what makes the spread across paths an honest
+    out-of-sample distribution rather than one lucky walk-forward.
+    """
+    if not hasattr(splitter, "backtest_paths"):
+        raise TrainerError(f"{type(splitter).__name__} has no backtest paths",
+                           hint="path predictions exist for CombinatorialPurgedCV only")
+    paths = np.asarray(splitter.backtest_paths())
+    if len(cv.folds) != splitter.get_n_splits():
+        raise TrainerError(f"the CV result has {len(cv.folds)} folds, the splitter {splitter.get_n_splits()}",
+                           hint="pass the splitter cross_validate ran with")
+    n = cv.oof_mask.shape[0]
+    edges = splitter.group_bounds(n)
+    out = []
+    for row in paths:
+        path = np.full_like(cv.oof, np.nan)
+        for g, s in enumerate(row):  # loop over groups, not rows
+            fold = cv.folds[int(s)]
+            if fold.pred is None:
+                raise TrainerError(f"fold {fold.fold} kept no test predictions", hint="re-run cross_validate")
+            rows = np.arange(edges[g], edges[g + 1])
+            pos = np.searchsorted(fold.test_idx, rows)
+            if pos.size and (pos[-1] >= fold.test_idx.size or not np.array_equal(fold.test_idx[pos], rows)):
+                raise TrainerError(f"fold {fold.fold} did not test group {g}", hint="pass the matching splitter")
+            path[rows] = fold.pred[pos]
+        out.append(path)
+    return out

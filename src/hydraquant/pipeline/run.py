@@ -26,7 +26,13 @@ from hydraquant.data.lake import Lake
 from hydraquant.errors import HydraError
 from hydraquant.pipeline.run_config import ModelJob, RunConfig
 from hydraquant.pipeline.run_data import RunData, prepare_run_data
-from hydraquant.pipeline.train_stage import TrainedModel, stage_bundle, train_model
+from hydraquant.pipeline.train_stage import (
+    ACTIVE_REGIME,
+    REGIME_HISTORY_BARS,
+    TrainedModel,
+    stage_bundle,
+    train_model,
+)
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +50,7 @@ class RunResult:
     gate: Any | None = None
     timings: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    drivers: dict[str, pl.DataFrame] = field(default_factory=dict)  # model name -> latest signals' SHAP drivers
 
     @property
     def report_path(self) -> Path:
@@ -124,7 +131,8 @@ def job_frames(job: ModelJob, feats: pl.DataFrame, labels: pl.DataFrame,
     """The training table of a job, split into one table per ``split_by`` value."""
     from hydraquant.pipeline.dataset_stage import assemble_dataset
 
-    keep = list(dict.fromkeys(([job.split_by] if job.split_by else []) + list(job.rows)))
+    keep = list(dict.fromkeys(([job.split_by] if job.split_by else []) + list(job.rows)
+                              + ([ACTIVE_REGIME] if job.router is not None else [])))
     if job.target_transform == "mfe_clip_log1p" and "target_key" not in keep:
         keep.append("target_key")
     missing = [c for c in keep if c not in labels.columns]
@@ -142,6 +150,26 @@ def job_frames(job: ModelJob, feats: pl.DataFrame, labels: pl.DataFrame,
         if value is not None:
             out.append((f"{job.name}_{value}", part))
     return sorted(out)
+
+
+def router_regimes(data: RunData, job: ModelJob) -> tuple[pl.DataFrame, int]:
+    """``ts, symbol, _active_regime`` over every bar, and the history a cold predictor needs.
+
+    The router's hysteresis runs per symbol over the whole bar history (never
+    over the filtered training rows, whose gaps would fake consecutive bars),
+    exactly as the predictor runs it over the bars it loads; the returned
+    look-back is the labeler's observed warm-up plus ``REGIME_HISTORY_BARS``.
+    """
+    from hydraquant.models.ensemble import RegimeRouter
+
+    spec = job.router
+    assert spec is not None
+    raw = build_labels(data, spec.regime).select("ts", "symbol", "regime").sort("symbol", "ts")
+    router = RegimeRouter(spec.hysteresis_bars, spec.min_confidence, spec.default)
+    active = router.active_regimes(raw["regime"], raw["symbol"].to_numpy())
+    warmup = raw.group_by("symbol").agg(pl.col("regime").is_not_null().arg_max().alias("w"))["w"].max()
+    out = raw.select("ts", "symbol", pl.Series(ACTIVE_REGIME, active.tolist(), dtype=pl.Int64, strict=False))
+    return out, int(warmup or 0) + REGIME_HISTORY_BARS
 
 
 def _manifest(cfg: RunConfig, model: TrainedModel, data: RunData, staged: dict[str, Any]) -> dict[str, Any]:
@@ -235,10 +263,17 @@ def run_pipeline(
             regime = build_labels(data, job.regime_filter).select("ts", "symbol", pl.col("regime").alias("_regime"))
             labels = labels.join(regime, on=["ts", "symbol"], how="left").filter(
                 pl.col("_regime").is_in(list(job.regime_values))).drop("_regime")
+        lookback = 0
+        if job.router is not None:
+            say(f"regimes: {job.name} routes by {job.router.regime}")
+            active, lookback = router_regimes(data, job)
+            labels = labels.join(active, on=["ts", "symbol"], how="left")
         for name, frame in job_frames(job, feats, labels, names):
-            say(f"train: {name} ({frame.height:,} rows, {len(job.learners)} learner(s), {cfg.cv.n_splits} folds)")
+            say(f"train: {name} ({frame.height:,} rows, {len(job.learners)} learner(s), "
+                f"{cfg.cv.n_folds} {cfg.cv.kind} folds)")
             model = train_model(name, job, frame, names, cv=cfg.cv, holdout=cfg.holdout,
-                                checkpoint_root=checkpoints, data_hash=data.content_sha256, progress=progress)
+                                checkpoint_root=checkpoints, data_hash=data.content_sha256, progress=progress,
+                                regime_lookback_bars=lookback)
             trained.append(model)
             bundles[name] = _register(cfg, model, data, Path(registry_root), universe)
     clock.lap("training")
@@ -248,8 +283,14 @@ def run_pipeline(
         say(f"backtest: holdout signals of {bt_models[0].name}")
         backtest, gate = run_backtest_stage(cfg, data, bt_models[0], notes)
         clock.lap("backtest")
+    drivers = {}
+    if bt_models:
+        from hydraquant.models.explain import holdout_drivers
+
+        why = holdout_drivers(bt_models[0], feats)
+        drivers = {bt_models[0].name: why} if why is not None else {}
     result = RunResult(config=cfg, out_dir=out, models=trained, bundles=bundles, backtest=backtest, gate=gate,
-                       timings=clock.timings, notes=notes)
+                       timings=clock.timings, notes=notes, drivers=drivers)
     say(f"report: {out}")
     from hydraquant.pipeline.run_outputs import write_run_outputs
 

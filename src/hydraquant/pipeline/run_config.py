@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import tomllib
 from datetime import date
+from math import comb
 from pathlib import Path
 from typing import Any, Literal
 
@@ -72,12 +73,52 @@ class FeatureSpec(Section):
 
 
 class CVSpec(Section):
-    """Purged cross-validation on the development rows (everything before the holdout)."""
+    """Purged cross-validation on the development rows (everything before the holdout).
 
-    kind: Literal["purged_walk_forward", "expanding", "rolling"] = "purged_walk_forward"
+    ``purged_walk_forward`` / ``expanding`` / ``rolling`` run ``n_splits`` folds.
+    ``cpcv`` (combinatorial purged CV, SPEC V1/V2) cuts the rows into
+    ``n_groups`` groups and tests every combination of ``n_test_groups`` of
+    them: C(n_groups, n_test_groups) splits that stitch into
+    C(n_groups - 1, n_test_groups - 1) backtest paths.  The split count of
+    ``cpcv`` follows from the groups, so it ignores ``n_splits`` (which has a
+    default and is set by presets, so ``--set cv.kind='cpcv'`` must keep
+    working); ``n_groups`` / ``n_test_groups`` mean nothing to the other
+    kinds and are refused there rather than silently ignored.
+    """
+
+    kind: Literal["purged_walk_forward", "expanding", "rolling", "cpcv"] = "purged_walk_forward"
     n_splits: int = Field(5, ge=2, le=50)
+    n_groups: int | None = Field(None, ge=2, le=20, description="cpcv only (default 6)")
+    n_test_groups: int | None = Field(None, ge=1, le=19, description="cpcv only (default 2), < n_groups")
     embargo: str = "0s"
     validation_fraction: float = Field(0.15, ge=0.0, lt=0.5)
+
+    @model_validator(mode="after")
+    def _groups(self) -> CVSpec:
+        if self.kind != "cpcv":
+            given = [k for k in ("n_groups", "n_test_groups") if getattr(self, k) is not None]
+            if given:
+                raise ValueError(f"cv.{given[0]} applies only to kind='cpcv'; kind={self.kind!r} uses n_splits")
+            return self
+        if self.groups[1] >= self.groups[0]:
+            raise ValueError(f"cv.n_test_groups ({self.groups[1]}) must be < cv.n_groups ({self.groups[0]}): "
+                             "at least one group must stay in training")
+        return self
+
+    @property
+    def groups(self) -> tuple[int, int]:
+        """(n_groups, n_test_groups) of ``cpcv`` with the defaults 6 and 2 filled in."""
+        return (6 if self.n_groups is None else self.n_groups, 2 if self.n_test_groups is None else self.n_test_groups)
+
+    @property
+    def n_folds(self) -> int:
+        """Number of models trained per learner (splits of the splitter)."""
+        return comb(*self.groups) if self.kind == "cpcv" else self.n_splits
+
+    @property
+    def n_blocks(self) -> int:
+        """Contiguous time blocks the rows are cut into (sizes the minimum row count)."""
+        return self.groups[0] if self.kind == "cpcv" else self.n_splits
 
 
 class HoldoutSpec(Section):
@@ -99,6 +140,54 @@ class LearnerEntry(Section):
     categorical: tuple[str, ...] = ()
 
 
+CAUSAL_REGIMES = ("trend_regime", "market_state", "hydra_regime")
+"""Labelers whose regime at t uses bars up to t only (``hydra_regime`` only with ``forward=false``)."""
+
+
+def check_causal_regime(spec: str, where: str) -> str:
+    """Refuse a forward-looking regime spec: a router/filter acts at t and may only know the past."""
+    name, _, params = spec.partition(":")
+    name = name.strip()
+    if name not in CAUSAL_REGIMES:
+        raise ValueError(f"{where}: {spec!r} is not a causal regime labeler; use one of {', '.join(CAUSAL_REGIMES)}")
+    if name == "hydra_regime":
+        flags = {k.strip(): v.strip().lower() for k, _, v in (p.partition("=") for p in params.split(",")) if k}
+        if flags.get("forward") != "false":
+            raise ValueError(f"{where}: hydra_regime labels the FUTURE window by default; "
+                             "write 'hydra_regime:forward=false' for the causal trailing-window rule")
+    return spec
+
+
+class RouterSpec(Section):
+    """Regime router of a model job (SPEC M5/M6, seed 004 §18.3, §22.6): one specialist per regime.
+
+    ``regime`` is a causal regime labeler spec (known at t, e.g.
+    ``trend_regime:band=0.0005``).  A regime becomes active after
+    ``hysteresis_bars`` consecutive bars of it; until one is confirmed
+    ``default`` is active.  Rows routed to a regime without a specialist, or
+    whose specialist's top probability is below ``min_confidence``, take the
+    ``fallback`` learner (one of the job's learners, trained on all rows).
+    A regime with fewer than ``min_rows`` development rows gets no specialist.
+    """
+
+    regime: str
+    hysteresis_bars: int = Field(3, ge=1, le=1000)
+    min_confidence: float = Field(0.0, ge=0.0, le=1.0)
+    default: int | None = Field(None, description="regime code active until a regime is confirmed")
+    fallback: str | None = Field(None, description="name of a learner of this job, trained on all rows")
+    min_rows: int = Field(200, ge=20)
+
+    @model_validator(mode="after")
+    def _causal(self) -> RouterSpec:
+        check_causal_regime(self.regime, "router.regime")
+        if self.fallback is None and self.default is None:
+            raise ValueError("router needs default (the regime active before one is confirmed) or fallback "
+                             "(a learner for rows no specialist covers)")
+        if self.fallback is None and self.min_confidence > 0:
+            raise ValueError("router.min_confidence > 0 sends unsure rows to the fallback: set router.fallback")
+        return self
+
+
 class ModelJob(Section):
     """One trained model = one registry bundle.
 
@@ -108,7 +197,9 @@ class ModelJob(Section):
     ``rows`` keeps only rows whose label columns take the listed values;
     ``regime_filter`` keeps rows whose *causal* regime (a trailing rule such
     as ``trend_regime``, known at t) is in ``regime_values`` (seed 002: the
-    regime is a filter, not a feature).
+    regime is a filter, not a feature).  ``ensemble = "regime_router"`` with
+    a ``router`` table trains one specialist per causal regime instead of one
+    model (see :class:`RouterSpec`).
     """
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
@@ -124,7 +215,8 @@ class ModelJob(Section):
     weights: tuple[Literal["balanced", "recency", "uniqueness"], ...] = ()
     half_life: str = "30d"
     learners: tuple[LearnerEntry, ...]
-    ensemble: Literal["mean", "fold_average", "auc_pr_weighted", "vote", "stack"] = "mean"
+    ensemble: Literal["mean", "fold_average", "auc_pr_weighted", "vote", "stack", "regime_router"] = "mean"
+    router: RouterSpec | None = Field(None, description="the [models.router] table of ensemble='regime_router'")
     calibration: Literal["isotonic", "platt", "temperature", "none"] = "isotonic"
     signal_classes: dict[Literal["long", "short", "flat"], Any] = {}
     backtest: bool = Field(False, description="backtest this model's holdout predictions with the policy")
@@ -140,10 +232,20 @@ class ModelJob(Section):
             raise ValueError(f"model {self.name!r}: regression supports calibration 'isotonic' or 'none'")
         if bool(self.regime_filter) != bool(self.regime_values):
             raise ValueError(f"model {self.name!r}: regime_filter and regime_values go together")
+        if self.regime_filter:
+            check_causal_regime(self.regime_filter, f"model {self.name!r}: regime_filter")
         if self.backtest and self.task != "classification":
             raise ValueError(f"model {self.name!r}: only classification models drive the backtest")
         if self.backtest and not self.signal_classes:
             raise ValueError(f"model {self.name!r}: backtest=true needs signal_classes (which class is long/short)")
+        if (self.ensemble == "regime_router") != (self.router is not None):
+            raise ValueError(f"model {self.name!r}: ensemble='regime_router' and a [models.router] table go together")
+        if self.router is not None:
+            if self.task != "classification":
+                raise ValueError(f"model {self.name!r}: the regime router supports classification only")
+            if self.router.fallback is not None and self.router.fallback not in names:
+                raise ValueError(f"model {self.name!r}: router.fallback {self.router.fallback!r} is not one of "
+                                 f"its learners {names}")
         return self
 
 

@@ -6,6 +6,7 @@ rebuilt from a finished :class:`RunResult`.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import polars as pl
@@ -69,7 +70,7 @@ def build_report(result: RunResult, data: RunData) -> RunReport:
     }
     return RunReport(
         title=f"hydraquant run: {cfg.name}", summary=summary, config=cfg.model_dump(mode="json"),
-        models=[_model_section(m, bars) for m in result.models],
+        models=[replace(_model_section(m, bars), drivers=result.drivers.get(m.name)) for m in result.models],
         backtest=_backtest_section(result, bars), notes=list(result.notes),
     )
 

@@ -48,7 +48,9 @@ SECTION_POINT_BUDGET = 12_000
 MAX_TABLE_ROWS = 200
 _PLOT_CONFIG = {"displaylogo": False, "responsive": True}
 _PERCENT_KEYS = frozenset({"total_return", "max_drawdown", "win_rate", "exposure"})
-_NON_SCALAR_METRICS = frozenset({"classes", "per_class", "reliability", "confusion_matrix"})
+_NON_SCALAR_METRICS = frozenset(
+    {"classes", "per_class", "reliability", "confusion_matrix", "cv_paths", "routing"}
+)
 
 
 class ReportError(HydraError):
@@ -74,6 +76,8 @@ class ModelSection:
     importance: pl.DataFrame | None = None
     shap: pl.DataFrame | None = None
     price: pl.DataFrame | None = None
+    drivers: pl.DataFrame | None = None
+    """Latest holdout rows with their top SHAP drivers (``models.explain.holdout_drivers``)."""
 
 
 @dataclass
@@ -336,6 +340,15 @@ def _model_section(doc: _Document, m: ModelSection, sid: str) -> None:
     if m.task == "classification" and isinstance(ref.get("per_class"), Mapping):
         doc.raw(f"<p class='note'>per class ({ref_name})</p>" + _per_class_table(ref["per_class"]))
 
+    paths = m.oof_metrics.get("cv_paths")
+    if isinstance(paths, Mapping):
+        doc.section(f"{sid}-cpcv", f"{m.name}: CPCV backtest paths", 3)
+        doc.raw(_cpcv_table(paths))
+    routing = m.oof_metrics.get("routing")
+    if isinstance(routing, Mapping) and isinstance(routing.get("regimes"), Mapping):
+        doc.section(f"{sid}-routing", f"{m.name}: regime routing", 3)
+        doc.raw(_routing_table(routing))
+
     doc.section(f"{sid}-folds", f"{m.name}: per-fold metrics", 3)
     doc.raw(
         _frame_table(m.fold_table, summary_rows=True, skip_summary=("fold", "n_train", "n_test"))
@@ -381,6 +394,14 @@ def _model_section(doc: _Document, m: ModelSection, sid: str) -> None:
     if m.shap is not None and m.shap.height:
         doc.section(f"{sid}-shap", f"{m.name}: SHAP", 3)
         doc.figure(F.bar_figure(m.shap, "feature", "mean_abs_shap", None, "Mean |SHAP|"))
+    if m.drivers is not None and m.drivers.height:
+        doc.section(f"{sid}-drivers", f"{m.name}: why the latest signals fired", 3)
+        unit = "log-odds of the explained class" if m.task == "classification" else "output units"
+        members = m.drivers["explained_members"][0] if "explained_members" in m.drivers.columns else None
+        doc.note(f"last {m.drivers.height} holdout rows; contributions in {unit} before calibration "
+                 "(all features' contributions + base = the fold-averaged raw score)"
+                 + (f"; members explained: {members}" if members else ""))
+        doc.raw(_drivers_table(m.drivers))
     if m.price is not None and m.price.height:
         doc.section(f"{sid}-price", f"{m.name}: predictions over price", 3)
         cols = (
@@ -393,6 +414,23 @@ def _model_section(doc: _Document, m: ModelSection, sid: str) -> None:
             doc.figure(
                 F.prediction_price_figure(part, cols, sym, SECTION_POINT_BUDGET // len(charts))
             )
+
+
+def _drivers_table(drivers: pl.DataFrame) -> str:
+    """One row per signal: time, symbol, class and probability, then "feature (+contribution)" cells."""
+    k = sum(1 for c in drivers.columns if c.startswith("feature_"))
+    lead = [c for c in ("explained_class", "p_explained", "prediction") if c in drivers.columns]
+    heads = {"explained_class": "class", "p_explained": "p", "prediction": "prediction"}
+    rows = []
+    for r in drivers.iter_rows(named=True):  # at most a handful of report rows
+        cells = [
+            f"{r[f'feature_{i}']} ({r[f'contribution_{i}']:+.3g})" if r[f"feature_{i}"] is not None else "—"
+            for i in range(1, k + 1)
+        ]
+        rows.append([_fmt_value(r["ts"]), str(r["symbol"]), *(_fmt_value(r[c]) for c in lead), *cells,
+                     _fmt_value(r["base_value"])])
+    return _table(["ts", "symbol", *(heads[c] for c in lead), *(f"driver {i}" for i in range(1, k + 1)), "base"],
+                  rows)
 
 
 def _figure_or_note(doc: _Document, available: bool, build: Callable[[], go.Figure]) -> None:
@@ -430,6 +468,36 @@ def _metrics_comparison(oof: Mapping[str, Any], holdout: Mapping[str, Any] | Non
         for k in keys
     ]
     return _table(headers, rows)
+
+
+def _cpcv_table(paths: Mapping[str, Any]) -> str:
+    """Distribution of the task metric over the combinatorial CV backtest paths (one row)."""
+    headers = ["groups", "test groups", "splits", "paths", "metric", "mean", "std", "min", "max"]
+    keys = ["n_groups", "n_test_groups", "n_splits", "n_paths", "metric", "mean", "std", "min", "max"]
+    note = (
+        f"<p class='note'>each path tests every development row once, out of sample; "
+        f"members combined by {_e(paths.get('combined_by', 'mean'))}, before calibration</p>"
+    )
+    return _table(headers, [[_fmt_value(paths.get(k)) for k in keys]]) + note
+
+
+def _routing_table(routing: Mapping[str, Any]) -> str:
+    """Rows and specialists per regime of a regime-router model."""
+    rows = [
+        [
+            str(regime),
+            _fmt_value(info.get("development_rows")),
+            _fmt_value(info.get("holdout_rows")),
+            ", ".join(info.get("specialist") or []) or f"none ({info.get('skipped', 'no rows')})",
+        ]
+        for regime, info in routing["regimes"].items()
+    ]
+    note = (
+        f"<p class='note'>regime {_e(routing.get('regime'))}, hysteresis "
+        f"{_e(routing.get('hysteresis_bars'))} bars, fallback {_e(routing.get('fallback') or 'none')} "
+        f"(holdout rows it answered: {_e(routing.get('holdout_rows_by_fallback'))})</p>"
+    )
+    return _table(["regime", "development rows", "holdout rows", "specialist"], rows) + note
 
 
 def _per_class_table(per_class: Mapping[str, Mapping[str, Any]]) -> str:
@@ -661,6 +729,7 @@ def _validate_model(m: ModelSection) -> None:
     _require(m.importance, ["feature", "mean"], f"{where} importance")
     _require(m.shap, ["feature", "mean_abs_shap"], f"{where} shap")
     _require(m.price, ["ts", "close"], f"{where} price")
+    _require(m.drivers, ["ts", "symbol", "base_value"], f"{where} drivers")
 
 
 def _validate_backtest(bt: BacktestSection) -> None:
