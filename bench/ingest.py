@@ -90,7 +90,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=2_000_000, help="minimum trades in the day")
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--workers", type=int, default=None, help="parse threads (default: cores, at most 8)")
+    parser.add_argument("--workers", type=int, default=None, help="parse threads (default: cores - 1, at most 8)")
     args = parser.parse_args()
 
     from hydraquant.data.simulator import SimConfig, iter_simulation, write_archive_zip

@@ -125,8 +125,9 @@ def ingest_archive(
     the member is inflated, parsed, validated and written chunk by chunk
     (:mod:`hydraquant.data.stream`, :mod:`hydraquant.data.lake_stream`), so
     peak memory is a few chunks instead of several copies of the file, and
-    inflating, parsing (``workers`` threads, default: the cores, at most 8) and writing overlap.  ``repairs`` (sort/dedupe) need the
-    whole file, so they take the in-memory path.
+    inflating, parsing (``workers`` threads, default: cores - 1, at most 8)
+    and writing overlap.  ``repairs`` (sort/dedupe) need the whole file, so
+    they take the in-memory path.
     """
     from hydraquant.data.binance_archive import archive_kind, parse_archive_zip
     from hydraquant.data.stream import DEFAULT_CHUNK_BYTES, iter_archive_frames

@@ -162,12 +162,16 @@ def read_ahead(items: Iterator[Any], depth: int = 1) -> Iterator[Any]:
 
 
 def parse_workers(requested: int | None = None) -> int:
-    """Threads that parse chunks: the machine's cores, at most 8 (inflating is the serial floor)."""
+    """Threads that parse chunks: one core is left to inflating and writing; at most 8.
+
+    On 2 cores that is one parse thread: a second one bought no speed (the
+    box is CPU-bound) and held two more chunks in memory (BENCHMARKS.md).
+    """
     if requested is not None:
         if requested < 1:
             raise ValueError(f"workers must be >= 1, got {requested}")
         return requested
-    return max(1, min(8, os.cpu_count() or 1))
+    return max(1, min(8, (os.cpu_count() or 1) - 1))
 
 
 def iter_archive_frames(
