@@ -80,12 +80,11 @@ def test_bundle_predicts_what_the_run_scored(quickstart_cli: Path) -> None:
     fresh = predict_lake(Lake(quickstart_cli / "lake"), pred, symbols, start=str(start))
     joined = run_preds.join(fresh, on=["ts", "symbol"], suffix="_fresh")
     assert joined.height == run_preds.height
-    diff = (joined["p_1"] - joined["p_1_fresh"]).abs().to_numpy()
-    # Features are rebuilt from a warm-up window instead of the full history; rolling sums
-    # started elsewhere differ in the last float bits, which can flip an exact tie in a
-    # rolling rank (vol_rank) on a handful of rows. Everything else must agree exactly.
-    assert np.mean(diff < 1e-9) > 0.995
-    assert np.median(diff) < 1e-12
+    # Bit for bit, although predict rebuilds features from a warm-up window and the run from
+    # the full history (rolling sums differ in the last bits): ranks and model inputs are
+    # rounded to 28 significant bits, and every member predicts in the run with the artifact
+    # the bundle stores (ONNX for scikit-learn kinds).
+    np.testing.assert_array_equal(joined["p_1"].to_numpy(), joined["p_1_fresh"].to_numpy())
 
 
 def test_cli_models_list_shows_the_bundle(quickstart_cli: Path, capsys: pytest.CaptureFixture[str]) -> None:

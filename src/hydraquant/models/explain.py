@@ -32,6 +32,7 @@ import numpy as np
 import polars as pl
 
 from hydraquant.errors import HydraError
+from hydraquant.models.matrix import model_matrix
 
 if TYPE_CHECKING:
     from hydraquant.models.trainer import CVResult
@@ -513,7 +514,7 @@ def _holdout_drivers(model: Any, features: pl.DataFrame, n: int, k: int) -> pl.D
     rows = last["_row"].to_numpy()
     table = last.drop("_row").join(features.select("ts", "symbol", *model.features), on=["ts", "symbol"],
                                    how="left", maintain_order="left")
-    X = table.select(pl.col(c).cast(pl.Float64).fill_null(float("nan")) for c in model.features).to_numpy()
+    X = model_matrix(table, model.features)
     regression = model.task == "regression"
     method = (model.ensemble_json or {}).get("method")
     if method == "regime_router":

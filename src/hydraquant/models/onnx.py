@@ -33,11 +33,13 @@ class OnnxModel:
     trains on the integer codes of its sorted classes.
     """
 
-    def __init__(self, path: Path | str, *, n_threads: int = 1) -> None:
+    def __init__(self, path: Path | str | bytes, *, n_threads: int = 1) -> None:
+        """``path``: an ONNX file, or the serialised graph itself (a learner's in-memory twin)."""
         import onnxruntime as ort
 
-        self.path = Path(path)
-        if not self.path.is_file():
+        self.raw: bytes | None = path if isinstance(path, bytes) else None
+        self.path = Path("<in-memory>.onnx") if self.raw is not None else Path(path)  # type: ignore[arg-type]
+        if self.raw is None and not self.path.is_file():
             raise OnnxError(
                 f"ONNX file {self.path} does not exist",
                 hint="export it with export_onnx(learner, path)",
@@ -48,7 +50,9 @@ class OnnxModel:
         opts.log_severity_level = 3
         try:
             self._session = ort.InferenceSession(
-                str(self.path), sess_options=opts, providers=["CPUExecutionProvider"]
+                self.raw if self.raw is not None else str(self.path),
+                sess_options=opts,
+                providers=["CPUExecutionProvider"],
             )
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
             raise OnnxError(

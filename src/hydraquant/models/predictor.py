@@ -21,6 +21,7 @@ import numpy as np
 import polars as pl
 
 from hydraquant.errors import HydraError
+from hydraquant.models.matrix import model_matrix
 from hydraquant.models.registry import BundleRef, ModelRegistry, read_json
 from hydraquant.models.trainer import align_proba
 
@@ -134,8 +135,7 @@ class Predictor:
 
     def matrix(self, frame: pl.DataFrame) -> np.ndarray:
         self.check_features(frame)
-        X = frame.select(pl.col(n).cast(pl.Float64).fill_null(float("nan")) for n in self.features).to_numpy()
-        return np.ascontiguousarray(X, dtype=np.float64)
+        return model_matrix(frame, self.features, bits=self.manifest.get("input_mantissa_bits"))
 
     @property
     def regime_column(self) -> str:

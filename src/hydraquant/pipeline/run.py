@@ -24,6 +24,7 @@ import polars as pl
 
 from hydraquant.data.lake import Lake
 from hydraquant.errors import HydraError
+from hydraquant.models.matrix import INPUT_MANTISSA_BITS
 from hydraquant.pipeline.run_config import ModelJob, RunConfig
 from hydraquant.pipeline.run_data import RunData, prepare_run_data
 from hydraquant.pipeline.train_stage import (
@@ -178,6 +179,7 @@ def _manifest(cfg: RunConfig, model: TrainedModel, data: RunData, staged: dict[s
         "task": model.task,
         "classes": model.classes,
         "features": model.features,
+        "input_mantissa_bits": INPUT_MANTISSA_BITS,
         "interval": data.interval,
         "feature_sets": list(cfg.features.sets),
         "label": {"spec": model.job.label, "target": model.job.target,

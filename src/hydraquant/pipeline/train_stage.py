@@ -29,6 +29,7 @@ import numpy as np
 import polars as pl
 
 from hydraquant.errors import HydraError
+from hydraquant.models.matrix import model_matrix
 from hydraquant.pipeline.run_config import CVSpec, HoldoutSpec, LearnerEntry, ModelJob
 from hydraquant.validation.metrics import classification_report, encode_labels, regression_report
 
@@ -241,9 +242,9 @@ def train_model(
     if classes is not None and len(classes) < 2:
         raise HydraError(f"model {name}: the development rows hold a single class {classes}",
                          hint="check the label spec (horizon, thresholds) or use more data")
-    d = _Dev(X=dev.select(features).cast(pl.Float64).to_numpy(), y=y_dev,
+    d = _Dev(X=model_matrix(dev, features), y=y_dev,
              w=dev["weight"].to_numpy() if "weight" in dev.columns else None, t=dev["ts"], t_end=dev["t_end"],
-             X_hold=hold.select(features).cast(pl.Float64).to_numpy(), classes=classes, task=task,
+             X_hold=model_matrix(hold, features), classes=classes, task=task,
              features=features)
     run = _MemberRun(name, job, cv, checkpoint_root, data_hash, progress)
     if job.router is not None:
