@@ -74,7 +74,9 @@ def _fit_folds(kind: str, X, y, params, task="classification", n_folds=2):
 
 
 def _raw_margin(learner, X: np.ndarray) -> np.ndarray:
-    """The booster's own raw score (log-odds / logits), independent of SHAP."""
+    """The member's own raw score (log-odds / logits), independent of SHAP."""
+    if learner.spec.kind == "logistic":  # scikit-learn's own float64 log-odds of classes_[1]
+        return np.asarray(learner._pipeline.decision_function(X), dtype=np.float64)
     model = learner.tree_model()
     if learner.spec.kind == "lightgbm":
         return np.asarray(model.predict(X, raw_score=True), dtype=np.float64)
@@ -245,14 +247,29 @@ def test_regression_has_no_class_and_is_additive(tmp_path):
     assert (out["feature_1"] == "driver").mean() > 0.9
 
 
-def test_non_tree_learner_and_bad_k_are_refused(binary, tmp_path):
+def test_logistic_member_is_explained_exactly_after_a_cold_load(tmp_path):
+    """Linear SHAP in closed form, from the parameters stored beside the ONNX graph."""
+    X = _data(600, 8)
+    y = np.where(X[:, 0] - 0.5 * np.nan_to_num(X[:, 2]) > 0, "up", "down")
+    spec, learners = _fit_folds("logistic", X, y, {})
+    loaded = _save(tmp_path, "logit", {"lin": (spec, learners)}, ["down", "up"])
+    Xe = _data(50, 9)
+    out = loaded.explain(_frame(Xe), k=len(FEATURES))
+    total = out.select(pl.sum_horizontal(f"contribution_{i + 1}" for i in range(len(FEATURES))) + pl.col("base_value"))
+    margin = np.mean([_raw_margin(lr, Xe) for lr in learners], axis=0)
+    up = out["explained_class"].cast(pl.Utf8).to_numpy() == "up"
+    np.testing.assert_allclose(total.to_series().to_numpy(), np.where(up, margin, -margin), rtol=1e-9, atol=1e-9)
+    assert (out["feature_1"] == "driver").mean() > 0.6  # the label is mostly the driver's sign
+
+
+def test_non_exact_learner_and_bad_k_are_refused(binary, tmp_path):
     X = _data(300, 8)
     y = np.where(X[:, 0] > 0, "up", "down")
-    spec, learners = _fit_folds("logistic", X, y, {})
-    logistic = _save(tmp_path, "logit", {"lin": (spec, learners)}, ["down", "up"])
+    spec, learners = _fit_folds("mlp", X, y, {"hidden_layer_sizes": [4], "max_iter": 50})
+    mlp = _save(tmp_path, "mlp", {"net": (spec, learners)}, ["down", "up"])
     frame = _frame(_data(10, 9))
-    with pytest.raises(ExplainError, match=r"member 'lin' is a logistic learner") as info:
-        logistic.explain(frame)
+    with pytest.raises(ExplainError, match=r"member 'net' is a mlp learner") as info:
+        mlp.explain(frame)
     assert "lightgbm, xgboost, catboost" in (info.value.hint or "")
     predictor, _ = binary
     for bad in (0, -2, True, 1.5):
@@ -353,7 +370,7 @@ def test_cli_bad_explain_k_fails_clearly(world, capsys, k, tmp_path):
 
 
 def test_holdout_drivers_feed_the_report_table(tmp_path):
-    """The run's last holdout rows, explained from its in-memory folds; a logistic member is left out, said so."""
+    """The run's last holdout rows, explained from its in-memory folds; an MLP member is left out, said so."""
     from types import SimpleNamespace
 
     from hydraquant.models.explain import holdout_drivers
@@ -363,16 +380,17 @@ def test_holdout_drivers_feed_the_report_table(tmp_path):
     y = np.where(X[:, 0] > 0, 1, 0)
     _, lgb = _fit_folds("lightgbm", X, y, {"n_estimators": 25, "num_leaves": 5, "verbose": -1})
     _, lin = _fit_folds("logistic", X, y, {})
+    _, net = _fit_folds("mlp", X, y, {"hidden_layer_sizes": [4], "max_iter": 50})
     Xh = _data(40, 22)
     keys = pl.concat([_frame(Xh[:20], "BTCUSDT"), _frame(Xh[20:], "ETHUSDT")])  # symbol-major like a run
-    raw = 0.5 * np.mean([lr.predict_proba(Xh) for lr in lgb], axis=0) + 0.5 * np.mean(
-        [lr.predict_proba(Xh) for lr in lin], axis=0)
+    raw = np.mean([np.mean([lr.predict_proba(Xh) for lr in m], axis=0) for m in (lgb, lin, net)], axis=0)
     model = SimpleNamespace(
         name="dir", task="classification", classes=[0, 1], features=FEATURES,
         cv={"lgbm": SimpleNamespace(folds=[SimpleNamespace(learner=lr) for lr in lgb]),
-            "logit": SimpleNamespace(folds=[SimpleNamespace(learner=lr) for lr in lin])},
+            "logit": SimpleNamespace(folds=[SimpleNamespace(learner=lr) for lr in lin]),
+            "mlp": SimpleNamespace(folds=[SimpleNamespace(learner=lr) for lr in net])},
         holdout_keys=keys.select("ts", "symbol"), holdout=raw, holdout_raw=raw,
-        ensemble_json={"method": "weighted", "weights": {"lgbm": 1.0, "logit": 1.0}},
+        ensemble_json={"method": "weighted", "weights": {"lgbm": 1.0, "logit": 1.0, "mlp": 1.0}},
     )
     drivers = holdout_drivers(model, keys, n=6, k=2)
     assert drivers.columns == ["ts", "symbol", "explained_class", "p_explained", "feature_1", "contribution_1",
@@ -382,12 +400,13 @@ def test_holdout_drivers_feed_the_report_table(tmp_path):
     rows = np.array([17, 37, 18, 38, 19, 39])
     np.testing.assert_allclose(drivers["p_explained"].to_numpy(), raw[rows].max(axis=1))
     assert drivers["explained_class"].to_list() == raw[rows].argmax(axis=1).tolist()
-    assert drivers["explained_members"][0] == "lgbm (of lgbm, logit; the others have no exact SHAP)"
-    # only the booster is explained: with k = all features the contributions + base reproduce the
-    # LightGBM fold-mean log-odds of the explained class
+    assert drivers["explained_members"][0] == "lgbm, logit (of lgbm, logit, mlp; the others have no exact SHAP)"
+    # booster and linear member are explained, equally weighted: with k = all features the
+    # contributions + base reproduce the mean of their fold-mean log-odds of the explained class
     full = holdout_drivers(model, keys, n=6, k=3)
     total = full.select(pl.sum_horizontal(f"contribution_{i + 1}" for i in range(3)) + pl.col("base_value"))
-    margin = np.mean([_raw_margin(lr, Xh[rows]) for lr in lgb], axis=0)
+    margin = 0.5 * np.mean([_raw_margin(lr, Xh[rows]) for lr in lgb], axis=0) + 0.5 * np.mean(
+        [_raw_margin(lr, Xh[rows]) for lr in lin], axis=0)
     np.testing.assert_allclose(total.to_series().to_numpy(),
                                np.where(drivers["explained_class"].to_numpy() == 1, margin, -margin), atol=1e-4)
 
@@ -395,9 +414,9 @@ def test_holdout_drivers_feed_the_report_table(tmp_path):
                            fold_table=pl.DataFrame({"fold": [0]}), oof_metrics={"accuracy": 0.5}, drivers=drivers)
     page = write_report(tmp_path / "r.html", RunReport("t", {}, models=[section])).read_text()
     assert 'id="model-dir-drivers"' in page and "why the latest signals fired" in page
-    assert "members explained: lgbm (of lgbm, logit" in page
+    assert "members explained: lgbm, logit (of lgbm, logit, mlp" in page
     first = drivers.row(0, named=True)
     assert f"{first['feature_1']} ({first['contribution_1']:+.3g})" in page
 
-    only_linear = SimpleNamespace(**{**vars(model), "cv": {"logit": model.cv["logit"]}})
-    assert holdout_drivers(only_linear, keys) is None  # nothing exact to show: no table, no failure
+    only_mlp = SimpleNamespace(**{**vars(model), "cv": {"mlp": model.cv["mlp"]}})
+    assert holdout_drivers(only_mlp, keys) is None  # nothing exact to show: no table, no failure

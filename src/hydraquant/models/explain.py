@@ -222,23 +222,52 @@ _NON_ADDITIVE_METHODS = {"majority_vote", "stacking"}
 ProgressCallback = Callable[[int, int], Any]
 
 
+def has_exact_shap(learner: Learner) -> bool:
+    """Tree boosters (TreeSHAP) and the linear member (closed form) have exact raw-score SHAP."""
+    return (learner.spec.kind in TREE_KINDS and learner.tree_model() is not None) or learner.linear_form() is not None
+
+
 def check_explainable(members: Mapping[str, Sequence[Learner]], where: str) -> None:
     """Refuse members that have no exact raw-score SHAP, naming the member and its kind."""
     for name, learners in members.items():
         for learner in learners:
-            kind = learner.spec.kind
-            if kind in TREE_KINDS and learner.tree_model() is not None:
+            if has_exact_shap(learner):
                 continue
+            kind = learner.spec.kind
             stored = " (stored as ONNX, without its tree structure)" if kind in ("random_forest", "extra_trees") else ""
             raise ExplainError(
                 f"{where}: member {name!r} is a {kind} learner{stored}; per-prediction explanations need "
-                f"exact SHAP values in log-odds space, which only tree boosters provide",
-                hint=f"train this model with a tree booster ({', '.join(TREE_KINDS)}) to explain its signals; "
-                "`hydraquant predict` without --explain still scores it",
+                f"exact SHAP values in log-odds space, which only tree boosters and the logistic member provide",
+                hint=f"train this model with a tree booster ({', '.join(TREE_KINDS)}) or logistic to explain its "
+                "signals; `hydraquant predict` without --explain still scores it",
             )
 
 
-def _tree_explainer(learner: Learner) -> Any:
+class LinearShap:
+    """Exact SHAP of a linear member in raw-score space, shaped like shap's explainers.
+
+    With the training fold as background, feature i of row x contributes
+    ``coef[:, i] * z_i`` (``z`` the fold's imputed, standardised x, which has mean 0 on
+    the fold) and the base value is the intercept, so the contributions plus the base
+    are the member's log-odds (or value) exactly.  Takes raw X (it imputes and scales).
+    """
+
+    takes_raw_x = True
+
+    def __init__(self, form: Mapping[str, np.ndarray]) -> None:
+        self._form = form
+        self.expected_value = np.asarray(form["intercept"], dtype=np.float64)
+
+    def shap_values(self, X: np.ndarray, check_additivity: bool = False) -> np.ndarray:
+        f = self._form
+        z = (np.where(np.isnan(X), f["median"], X) - f["mean"]) / f["scale"]
+        return z[:, :, None] * np.asarray(f["coef"]).T[None, :, :]  # [n, F, S]
+
+
+def _explainer(learner: Learner) -> Any:
+    form = learner.linear_form()
+    if form is not None:
+        return LinearShap(form)
     import shap
 
     with warnings.catch_warnings():
@@ -255,7 +284,8 @@ def _raw_shap(learner: Learner, explainer: Any, X: np.ndarray) -> tuple[np.ndarr
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            raw = explainer.shap_values(_tree_input(learner, X), check_additivity=False)
+            x_in = X if getattr(explainer, "takes_raw_x", False) else _tree_input(learner, X)
+            raw = explainer.shap_values(x_in, check_additivity=False)
     except Exception as exc:  # library-specific failures (e.g. unsupported categorical handling)
         raise ExplainError(f"SHAP failed for a {learner.spec.kind} fold model: {exc}",
                            hint="explain a model trained without categorical features, or report this") from exc
@@ -378,7 +408,7 @@ def ensemble_shap(members: Mapping[str, Sequence[Learner]], X: np.ndarray, *, ta
         acc_base = np.zeros(c)
         known = np.zeros(c)
         for i, learner in enumerate(learners):
-            explainer = explainers[name][i] if explainers is not None else _tree_explainer(learner)
+            explainer = explainers[name][i] if explainers is not None else _explainer(learner)
             values, base = _raw_shap(learner, explainer, X)
             if task != "regression":
                 values, base = _class_slots(values, base, learner.classes_, classes or [])
@@ -437,7 +467,7 @@ def explain_rows(members: Mapping[str, Sequence[Learner]], X: np.ndarray, *, tas
     n = X.shape[0]
     if k > len(feature_names):
         log.warning("k=%d exceeds the %d features: showing all of them", k, len(feature_names))
-    explainers = {name: [_tree_explainer(lr) for lr in learners] for name, learners in members.items()}
+    explainers = {name: [_explainer(lr) for lr in learners] for name, learners in members.items()}
     n_folds = sum(len(v) for v in members.values())
     bounds = list(range(0, n, max(int(chunk_rows), 1)))  # no rows: no SHAP call (shap fails on empty X)
     total, done = len(bounds) * n_folds, 0
@@ -502,10 +532,9 @@ def _holdout_drivers(model: Any, features: pl.DataFrame, n: int, k: int) -> pl.D
     from hydraquant.models.predictor import member_output
 
     members = {name: [f.learner for f in cv.folds] for name, cv in model.cv.items()}
-    trees = [name for name, lrs in members.items()
-             if all(lr.spec.kind in TREE_KINDS and lr.tree_model() is not None for lr in lrs)]
-    if not trees:
-        log.info("no signal drivers for model %s: no tree-booster member", model.name)
+    explained = [name for name, lrs in members.items() if all(has_exact_shap(lr) for lr in lrs)]
+    if not explained:
+        log.info("no signal drivers for model %s: no member with exact SHAP", model.name)
         return None
     keys = model.holdout_keys.with_row_index("_row")
     if keys.height == 0:
@@ -526,14 +555,14 @@ def _holdout_drivers(model: Any, features: pl.DataFrame, n: int, k: int) -> pl.D
     else:
         weights = member_weights(list(members), len(rows), method=method,
                                  weights=(model.ensemble_json or {}).get("weights"))
-    # members without exact SHAP (logistic, MLP) are left out and the boosters' weights renormalised:
-    # the table then explains the booster part of the ensemble, and says so (explained_members)
-    keep = [list(members).index(nm) for nm in trees]
+    # members without exact SHAP (MLP, forests) are left out and the others' weights renormalised:
+    # the table then explains that part of the ensemble, and says so (explained_members)
+    keep = [list(members).index(nm) for nm in explained]
     with np.errstate(invalid="ignore", divide="ignore"):
         weights = weights[:, keep] / weights[:, keep].sum(axis=1, keepdims=True)
     calibrated = np.asarray(model.holdout, dtype=np.float64)[rows]
     class_index = None if regression else explained_class_index(calibrated)
-    out = explain_rows({nm: members[nm] for nm in trees}, X, task=model.task, classes=model.classes, feature_names=model.features,
+    out = explain_rows({nm: members[nm] for nm in explained}, X, task=model.task, classes=model.classes, feature_names=model.features,
                        class_index=class_index, weights=weights, k=k)
     if regression:
         score = pl.Series("prediction", calibrated.reshape(-1))
@@ -542,7 +571,7 @@ def _holdout_drivers(model: Any, features: pl.DataFrame, n: int, k: int) -> pl.D
                                                                                  np.clip(class_index, 0, None)],
                                                   np.nan)).fill_nan(None)
     frame = pl.concat([table.select("ts", "symbol"), out, score.to_frame()], how="horizontal").with_columns(
-        pl.lit(", ".join(trees) + ("" if len(trees) == len(members) else
+        pl.lit(", ".join(explained) + ("" if len(explained) == len(members) else
                                    f" (of {', '.join(members)}; the others have no exact SHAP)"))
         .alias("explained_members"))
     lead = ["ts", "symbol", *([] if regression else ["explained_class"]), score.name]

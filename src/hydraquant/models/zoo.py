@@ -45,6 +45,7 @@ Kind = Literal["lightgbm", "xgboost", "catboost", "random_forest", "extra_trees"
 BOOSTERS = ("lightgbm", "xgboost", "catboost")
 SKLEARN_KINDS = ("random_forest", "extra_trees", "logistic", "mlp")
 LEARNER_JSON = "learner.json"
+LINEAR_JSON = "linear.json"  # parameters of the linear kind, beside its ONNX graph (for explanations)
 FORMAT_VERSION = 1
 
 MODEL_FILES = {
@@ -91,6 +92,7 @@ class Learner(Protocol):
     def feature_importances(self) -> np.ndarray: ...
     def save(self, directory: Path) -> list[Path]: ...
     def tree_model(self) -> Any | None: ...
+    def linear_form(self) -> dict[str, np.ndarray] | None: ...
 
 
 # ---------------------------------------------------------------------------------------- helpers
@@ -460,6 +462,10 @@ class _BaseLearner:
     def tree_model(self) -> Any | None:
         return None
 
+    def linear_form(self) -> dict[str, np.ndarray] | None:
+        """Parameters of a linear member (see :meth:`SklearnLearner.linear_form`); None otherwise."""
+        return None
+
     def tree_input(self, X: Any) -> np.ndarray:
         """X as ``tree_model()`` sees it (boosters: unchanged; forests: after the fold's imputer)."""
         return _as_matrix(X, len(self.feature_names), "tree_input")
@@ -796,6 +802,7 @@ class SklearnLearner(_BaseLearner):
         super().__init__(spec, feature_names)
         self._pipeline: Any = None
         self._onnx: Any = None
+        self._linear: dict[str, np.ndarray] | None = None  # a loaded linear member's parameters
 
     def _ready(self) -> bool:
         return self._pipeline is not None or self._onnx is not None
@@ -897,6 +904,42 @@ class SklearnLearner(_BaseLearner):
         from hydraquant.models.onnx import OnnxModel
 
         self._onnx = OnnxModel(path, n_threads=self._n_jobs)
+        linear = path.parent / LINEAR_JSON
+        if self.spec.kind == "logistic" and linear.is_file():
+            self._linear = {k: np.asarray(v, dtype=np.float64) for k, v in json.loads(linear.read_text()).items()}
+
+    def save(self, directory: Path) -> list[Path]:
+        """ONNX graph + learner.json, and for the linear kind its parameters (``linear.json``)."""
+        files = super().save(directory)
+        form = self.linear_form()
+        if form is not None:
+            path = Path(directory) / LINEAR_JSON
+            _write_json_atomic(path, {k: v.tolist() for k, v in form.items()})
+            files.append(path)
+        return files
+
+    def linear_form(self) -> dict[str, np.ndarray] | None:
+        """``median, mean, scale [F]``, ``coef [S, F]``, ``intercept [S]`` of the linear kind.
+
+        The raw score (log-odds toward ``classes_[1]`` for binary, per-class logits for
+        multinomial, the value for regression) is ``z @ coef.T + intercept`` with
+        ``z = (x with NaN -> median - mean) / scale``.  Stored beside the ONNX graph so
+        a loaded bundle can still give exact per-prediction explanations: the training
+        fold's z has mean 0, so feature i contributes ``coef[:, i] * z_i`` and the base is
+        the intercept (linear SHAP with the fold as background).
+        """
+        if self.spec.kind != "logistic":
+            return None
+        if self._pipeline is None:
+            return self._linear
+        model = self.estimator
+        return {
+            "median": np.asarray(self._pipeline.named_steps["impute"].statistics_, dtype=np.float64),
+            "mean": np.asarray(self._pipeline.named_steps["scale"].mean_, dtype=np.float64),
+            "scale": np.asarray(self._pipeline.named_steps["scale"].scale_, dtype=np.float64),
+            "coef": np.atleast_2d(np.asarray(model.coef_, dtype=np.float64)),
+            "intercept": np.atleast_1d(np.asarray(model.intercept_, dtype=np.float64)),
+        }
 
     def tree_input(self, X: Any) -> np.ndarray:
         X = _as_matrix(X, len(self.feature_names), "tree_input")
