@@ -10,8 +10,6 @@ import polars as pl
 import pytest
 
 from hydraquant.cli.main import main
-from hydraquant.data.lake import Lake
-from hydraquant.features.registry import build_features
 from hydraquant.models.registry import ModelRegistry
 
 FEATS = ["vol_5m", "MOI_1s", "dist_poc_atr", "trade_intensity_z"]
@@ -29,19 +27,10 @@ def run(capsys, *args):
 def world(tmp_path_factory):
     """A simulated lake with 1m bars and a registry holding two versions of one tiny LightGBM bundle."""
     from hydraquant.models.zoo import ModelSpec, make_learner
-    from hydraquant.pipeline.bars_stage import build_bars
-    from hydraquant.pipeline.simulate_stage import simulate_into_lake
+    from tests.bundle_world import direction_training_set
 
     root = tmp_path_factory.mktemp("models_cli")
-    lake = Lake(root / "lake")
-    simulate_into_lake(lake, symbols=2, days=1, seed=11, activity=0.05)
-    build_bars(lake, SYMBOLS, "1m")
-    bars = lake.scan("bars", SYMBOLS, interval="1m").collect()
-    feats = build_features(bars, FEATS, interval="1m")
-    fwd = bars.select(((pl.col("close").shift(-5).over("symbol") / pl.col("close")) - 1).alias("fwd"))["fwd"]
-    train = feats.with_columns(fwd.alias("fwd")).filter(pl.col("ts") < START, pl.col("fwd").is_not_null())
-    X = train.select(FEATS).to_numpy()
-    y = np.where(train["fwd"].to_numpy() > 0, "up", "down")
+    feats, X, y = direction_training_set(root, SYMBOLS, FEATS, START, seed=11)
     spec = ModelSpec(kind="lightgbm", params={"n_estimators": 20, "num_leaves": 7, "verbose": -1},
                      early_stopping_rounds=None, seed=3)
     stage = root / "stage"

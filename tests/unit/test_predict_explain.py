@@ -289,22 +289,11 @@ CLI_START = datetime(2024, 1, 1, 20, tzinfo=UTC)
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     """A simulated one-day lake with 1m bars and a tiny two-fold LightGBM bundle on its features."""
-    from hydraquant.data.lake import Lake
-    from hydraquant.features.registry import build_features
-    from hydraquant.pipeline.bars_stage import build_bars
-    from hydraquant.pipeline.simulate_stage import simulate_into_lake
+    from tests.bundle_world import direction_training_set
 
     root = tmp_path_factory.mktemp("explain_cli")
-    lake = Lake(root / "lake")
-    simulate_into_lake(lake, symbols=2, days=1, seed=5, activity=0.05)
     symbols = ["BTCUSDT", "ETHUSDT"]
-    build_bars(lake, symbols, "1m")
-    bars = lake.scan("bars", symbols, interval="1m").collect()
-    feats = build_features(bars, CLI_FEATS, interval="1m")
-    fwd = bars.select(((pl.col("close").shift(-5).over("symbol") / pl.col("close")) - 1).alias("fwd"))["fwd"]
-    train = feats.with_columns(fwd.alias("fwd")).filter(pl.col("ts") < CLI_START, pl.col("fwd").is_not_null())
-    X = train.select(CLI_FEATS).to_numpy()
-    y = np.where(train["fwd"].to_numpy() > 0, "up", "down")
+    _, X, y = direction_training_set(root, symbols, CLI_FEATS, CLI_START, seed=5)
     spec = ModelSpec(kind="lightgbm", params={"n_estimators": 15, "num_leaves": 5, "verbose": -1},
                      early_stopping_rounds=None, seed=3)
     stage = root / "stage"
