@@ -39,8 +39,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from unittest import mock
 
 import numpy as np
@@ -52,6 +54,9 @@ from hydraquant.bars import trades_to_bars
 from hydraquant.data.simulator import SimConfig, iter_simulation
 from hydraquant.features import build_features
 from hydraquant.features.sets import HYDRA_V3
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the test oracles of the replaced steps
+from tests.oracles import block_profile_reference, unique_codes
 
 INTERVAL = "250ms"
 
@@ -290,53 +295,6 @@ def causality_lines(bars: pl.DataFrame, got: pl.DataFrame, seed: pd.DataFrame) -
 # --------------------------------------------------------------------------- steps (ablation)
 
 
-def _polars_block_profile(ts, close, volume, *, block_us: int, bin_bps: float):
-    """The pre-issue-3 block profile: polars group_by/sort/join instead of one compiled pass."""
-    from hydraquant.features.structure import bin_price, price_bins
-
-    frame = pl.DataFrame(
-        {
-            "block": ts.dt.epoch("us") // block_us,
-            "bin": pl.Series(price_bins(close, bin_bps)).fill_nan(None).cast(pl.Int64),
-            "volume": pl.Series(np.asarray(volume, dtype=np.float64)).fill_nan(None),
-        }
-    )
-    prof = frame.drop_nulls().group_by(["block", "bin"]).agg(pl.col("volume").sum())
-    poc = (
-        prof.sort(["block", "volume", "bin"], descending=[False, True, False])
-        .group_by("block", maintain_order=True)
-        .first()
-        .select("block", pl.col("bin").alias("poc"))
-    )
-    lvn = (
-        prof.sort(["block", "volume", "bin"])
-        .group_by("block", maintain_order=True)
-        .first()
-        .select("block", pl.col("bin").alias("lvn"))
-    )
-    levels = poc.join(lvn, on="block").with_columns((pl.col("block") + 1).alias("use_in"))
-    rows = (
-        frame.select("block")
-        .with_row_index("_row")
-        .join(levels.drop("block"), left_on="block", right_on="use_in", how="left")
-        .sort("_row")
-    )
-    return tuple(
-        bin_price(rows.get_column(c).cast(pl.Float64).fill_null(float("nan")).to_numpy(), bin_bps)
-        for c in ("poc", "lvn")
-    )
-
-
-def _unique_codes(x):
-    """The pre-issue-3 ranking step of the rolling rank: np.unique (a serial comparison sort)."""
-    x = np.asarray(x, dtype=np.float64)
-    finite = np.isfinite(x)
-    codes = np.full(x.shape[0], -1, dtype=np.int64)
-    distinct, inverse = np.unique(x[finite], return_inverse=True)
-    codes[finite] = inverse
-    return codes, int(distinct.shape[0])
-
-
 def _step_patches() -> list[tuple[str, Callable[[contextlib.ExitStack], None]]]:
     """(label, patcher) per optimisation step, newest first; each patcher undoes its step."""
     reg = importlib.import_module("hydraquant.features.registry")
@@ -347,9 +305,9 @@ def _step_patches() -> list[tuple[str, Callable[[contextlib.ExitStack], None]]]:
 
     def kernels(stack: contextlib.ExitStack) -> None:
         stack.enter_context(
-            mock.patch.object(structure, "block_profile_levels", _polars_block_profile)
+            mock.patch.object(structure, "block_profile_levels", block_profile_reference)
         )
-        stack.enter_context(mock.patch.object(inputs, "dense_codes", _unique_codes))
+        stack.enter_context(mock.patch.object(inputs, "dense_codes", unique_codes))
 
     def post_processing(stack: contextlib.ExitStack) -> None:
         def per_column(specs, ctx):  # normalise every column on its own, as before

@@ -28,6 +28,7 @@ from hydraquant.features.registry import (
 )
 from hydraquant.features.structure import bin_price, block_profile_levels, price_bins
 from hydraquant.timeframes import interval_us
+from tests.oracles import block_profile_reference, unique_codes
 from tests.unit import feature_data as fd
 
 T0 = datetime(2024, 3, 1, 23, 50, tzinfo=UTC)  # a Friday: bars cross midnight into the weekend
@@ -211,53 +212,12 @@ def test_rolling_many_equals_one_polars_op_at_a_time(values: list[float], n: int
 def test_dense_codes_equal_numpy_unique(values: list[float]) -> None:
     x = np.asarray(values, dtype=np.float64)
     codes, m = dense_codes(x)
-    finite = np.isfinite(x)
-    distinct, inverse = np.unique(x[finite], return_inverse=True)
-    want = np.full(x.shape[0], -1, dtype=np.int64)
-    want[finite] = inverse
+    want, want_m = unique_codes(x)
     np.testing.assert_array_equal(codes, want)  # -0.0 and 0.0 share a code
-    assert m == distinct.shape[0]
+    assert m == want_m
 
 
 # --------------------------------------------------------------------------- block profile
-
-
-def block_profile_reference(
-    ts: pl.Series, close: np.ndarray, volume: np.ndarray, *, block_us: int, bin_bps: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """The previous polars formulation (group_by (block, bin), sorts, join), as an oracle."""
-    frame = pl.DataFrame(
-        {
-            "block": ts.dt.epoch("us") // block_us,
-            "bin": pl.Series(price_bins(close, bin_bps)).fill_nan(None).cast(pl.Int64),
-            "volume": pl.Series(np.asarray(volume, dtype=np.float64)).fill_nan(None),
-        }
-    )
-    prof = frame.drop_nulls().group_by(["block", "bin"]).agg(pl.col("volume").sum())
-    poc = (
-        prof.sort(["block", "volume", "bin"], descending=[False, True, False])
-        .group_by("block", maintain_order=True)
-        .first()
-        .select("block", pl.col("bin").alias("poc"))
-    )
-    lvn = (
-        prof.sort(["block", "volume", "bin"])
-        .group_by("block", maintain_order=True)
-        .first()
-        .select("block", pl.col("bin").alias("lvn"))
-    )
-    levels = poc.join(lvn, on="block").with_columns((pl.col("block") + 1).alias("use_in"))
-    rows = (
-        frame.select("block")
-        .with_row_index("_row")
-        .join(levels.drop("block"), left_on="block", right_on="use_in", how="left")
-        .sort("_row")
-    )
-    out = [
-        bin_price(rows.get_column(c).cast(pl.Float64).fill_null(float("nan")).to_numpy(), bin_bps)
-        for c in ("poc", "lvn")
-    ]
-    return out[0], out[1]
 
 
 @settings(max_examples=40, deadline=None)
