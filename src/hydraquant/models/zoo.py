@@ -805,7 +805,7 @@ class SklearnLearner(_BaseLearner):
         self._linear: dict[str, np.ndarray] | None = None  # a loaded linear member's parameters
 
     def _ready(self) -> bool:
-        return self._pipeline is not None or self._onnx is not None
+        return self._onnx is not None  # set by fit (the pipeline's ONNX twin) and by load
 
     def _build(self, params: dict[str, Any]) -> Any:
         from sklearn.impute import SimpleImputer
@@ -853,14 +853,10 @@ class SklearnLearner(_BaseLearner):
         return None if self._pipeline is None else self._pipeline.named_steps["model"]
 
     def _proba_impl(self, X):
-        if self._onnx is not None:
-            return self._onnx.predict_proba(X)
-        return self._pipeline.predict_proba(X)
+        return self._onnx.predict_proba(X)
 
     def _regress_impl(self, X):
-        if self._onnx is not None:
-            return self._onnx.predict(X)
-        return self._pipeline.predict(X)
+        return self._onnx.predict(X)
 
     def _native_importances(self) -> np.ndarray:
         est = self.estimator
@@ -893,12 +889,10 @@ class SklearnLearner(_BaseLearner):
         return onx.SerializeToString()
 
     def _save_model(self, path: Path) -> None:
-        if self._onnx is not None and self._onnx.raw is not None:
+        if self._onnx.raw is not None:
             path.write_bytes(self._onnx.raw)
-        elif self._onnx is not None:
-            shutil.copyfile(self._onnx.path, path)
         else:
-            path.write_bytes(self.to_onnx_bytes())
+            shutil.copyfile(self._onnx.path, path)
 
     def _load_model(self, path: Path) -> None:
         from hydraquant.models.onnx import OnnxModel
